@@ -1,0 +1,22 @@
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/subjects.smk"
+include: "rules/syllabus.smk"
+include: "rules/questions.smk"
+include: "rules/answers.smk"
+include: "rules/dataset.smk"
+
+
+rule all:
+    input:
+        "results/dataset.jsonl",

@@ -1,0 +1,1 @@
+"""GLAN-style synthetic instruction data as an incremental, content-addressed build."""

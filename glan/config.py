@@ -1,0 +1,30 @@
+"""Config slices: what each stage's jobs depend on (tracked by Snakemake as params) and what only tunes a run."""
+
+from __future__ import annotations
+
+STAGES = ("subjects", "syllabus", "questions", "answers")
+
+# Keys of `llm` that change replies. The rest (concurrency, timeouts, threads) only tune a run,
+# so changing them must not re-run anything.
+REPLY_LLM_KEYS = ("backend", "model", "endpoint", "max_attempts")
+
+
+def stage_llm(config: dict, stage: str) -> dict:
+    """The stage's full llm settings: the global `llm` mapping with the stage's own `llm` keys on top."""
+    return {**config["llm"], **config["stages"][stage].get("llm", {})}
+
+
+def _sorted(value):
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    return value
+
+
+def stage_settings(config: dict, stage: str) -> dict:
+    """The narrow slice a stage's outputs depend on; passed to rules as params so edits re-run only that stage.
+
+    Keys are sorted so that reordering the config file changes nothing Snakemake compares.
+    """
+    llm = stage_llm(config, stage)
+    own = {k: v for k, v in config["stages"][stage].items() if k != "llm"}
+    return _sorted({"llm": {k: llm[k] for k in REPLY_LLM_KEYS if k in llm}, "seed": config["seed"], **own})

@@ -1,0 +1,1 @@
+"""Requests, the content-addressed cache, the concurrent sender and the backends behind it."""

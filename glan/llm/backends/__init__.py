@@ -1,0 +1,33 @@
+"""Backends turn a Request into a Reply. Each has an `identity` that goes into every cache key.
+
+A backend is registered by name; `llm.backend` in the config picks one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol
+
+from glan.llm.request import Reply, Request
+
+
+class Backend(Protocol):
+    identity: str
+
+    async def complete(self, request: Request) -> Reply: ...
+
+    async def aclose(self) -> None: ...
+
+
+BACKENDS = {
+    "openai": "glan.llm.backends.openai_compat:OpenAIBackend",
+    "local": "glan.llm.backends.local:LocalBackend",
+}
+
+
+def make_backend(settings: dict) -> Backend:
+    name = settings["backend"]
+    if name not in BACKENDS:
+        raise ValueError(f"llm.backend {name!r} is unknown; choose one of {sorted(BACKENDS)}")
+    module, _, cls = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)(settings)

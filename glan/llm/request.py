@@ -1,0 +1,65 @@
+"""A request is everything that decides a reply; its key is the sha256 of its canonical form."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, replace
+
+import orjson
+
+
+def _normalise(value):
+    """1.0 and 1 ask the same of a model, so they must hash the same."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def canonical_json(value) -> bytes:
+    return orjson.dumps(_normalise(value), option=orjson.OPT_SORT_KEYS)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Request:
+    """One chat completion. `sample` tells repeated draws apart; `attempt` counts re-asks after a bad reply."""
+
+    model: str
+    messages: list[dict]
+    params: dict = field(default_factory=dict)
+    schema: dict | None = None
+    schema_name: str | None = None
+    sample: int = 0
+    attempt: int = 0
+
+    def key(self, endpoint: str) -> str:
+        """Never includes credentials: `endpoint` is the backend's identity (base URL or model hash)."""
+        return sha256_hex(canonical_json({"endpoint": endpoint, **asdict(self)}))
+
+    @property
+    def seed(self) -> int:
+        """The seed sent to the backend, distinct per sample and attempt so a re-ask can differ."""
+        base = self.params.get("seed", 0)
+        digest = sha256_hex(canonical_json([base, self.sample, self.attempt]))
+        return int(digest[:8], 16) & 0x7FFFFFFF
+
+    def at_attempt(self, attempt: int) -> Request:
+        return replace(self, attempt=attempt)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    finish_reason: str | None = None
+    usage: dict = field(default_factory=dict)
+    model: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,106 @@
+"""Send requests through the cache: hits cost nothing, misses go out concurrently under a cap.
+
+Every reply is stored, valid or not: a rejected reply is stored with its reason, so a re-run
+moves straight on to the next attempt instead of paying for the same bad reply again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import orjson
+
+from glan.llm.backends import Backend, make_backend
+from glan.llm.cache import Entry, ReplyCache
+from glan.llm.request import Reply, Request
+from glan.llm.validate import reply_error
+
+
+@dataclass
+class Outcome:
+    """The last attempt made for a planned request: its reply if valid, or why it was rejected."""
+
+    request: Request
+    key: str
+    reply: Reply | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def json(self):
+        return orjson.loads(self.reply.text)
+
+
+@dataclass
+class SendStats:
+    planned: int = 0
+    cached: int = 0
+    sent: int = 0
+    rejected_replies: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"planned={self.planned} cached={self.cached} sent={self.sent} "
+            f"rejected_replies={self.rejected_replies} failed={self.failed}"
+        )
+
+
+async def send_all(
+    requests: list[Request],
+    backend: Backend,
+    cache: ReplyCache,
+    concurrency: int,
+    max_attempts: int,
+) -> tuple[list[Outcome], SendStats]:
+    stats = SendStats(planned=len(requests))
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(request: Request) -> Outcome:
+        outcome = None
+        for attempt in range(max_attempts):
+            current = request.at_attempt(attempt)
+            key = current.key(backend.identity)
+            entry = cache.get(key)
+            if entry is None:
+                async with slots:
+                    reply = await backend.complete(current)
+                entry = Entry(reply=reply, error=reply_error(current, reply))
+                cache.put(key, entry)
+                stats.sent += 1
+            else:
+                stats.cached += 1
+            outcome = Outcome(request=current, key=key, reply=entry.reply if entry.valid else None, error=entry.error)
+            if entry.valid:
+                return outcome
+            stats.rejected_replies += 1
+        stats.failed += 1
+        stats.errors.append(f"{outcome.key[:12]}: {outcome.error}")
+        return outcome
+
+    outcomes = await asyncio.gather(*(one(r) for r in requests))
+    return list(outcomes), stats
+
+
+def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[Outcome], SendStats]:
+    """The one effect of a stage: resolve every request to a reply, through the cache."""
+
+    async def run():
+        backend = make_backend(settings)
+        try:
+            with ReplyCache(cache_dir) as cache:
+                return await send_all(
+                    requests,
+                    backend,
+                    cache,
+                    concurrency=settings.get("concurrency", 8),
+                    max_attempts=settings.get("max_attempts", 3),
+                )
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(run())

@@ -1,0 +1,50 @@
+"""Prompt templates: YAML files with `system` and `user` parts and strict `{{ name }}` placeholders."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+PARTS = ("system", "user")
+
+
+class PromptError(ValueError):
+    pass
+
+
+class Template:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            data = yaml.safe_load(self.path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise PromptError(f"{self.path}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("user"), str):
+            raise PromptError(f"{self.path}: a prompt needs a `user` text (and may have a `system` text)")
+        unknown = set(data) - set(PARTS)
+        if unknown:
+            raise PromptError(f"{self.path}: unknown keys {sorted(unknown)}; allowed: {list(PARTS)}")
+        self.parts = {part: data[part] for part in PARTS if data.get(part)}
+
+    @property
+    def placeholders(self) -> set[str]:
+        return {name for text in self.parts.values() for name in PLACEHOLDER.findall(text)}
+
+    def check(self, allowed: set[str]) -> None:
+        """Fail before any request when the template asks for a value the stage does not provide."""
+        unknown = self.placeholders - allowed
+        if unknown:
+            raise PromptError(
+                f"{self.path}: unknown placeholder(s) {sorted(unknown)}; this stage provides {sorted(allowed)}"
+            )
+
+    def render(self, **values) -> list[dict]:
+        self.check(set(values))
+
+        def fill(text: str) -> str:
+            return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text).strip()
+
+        return [{"role": part, "content": fill(text)} for part, text in self.parts.items()]

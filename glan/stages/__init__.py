@@ -1,0 +1,1 @@
+"""One module per stage, each with `plan` (pure: upstream → requests) and `assemble` (upstream + replies → artifact)."""

@@ -1,0 +1,49 @@
+"""Stage 2: one syllabus per subject: class sessions, each with a description and key concepts."""
+
+from __future__ import annotations
+
+from glan.prompts import Template
+from glan.stages.common import array, bullets, make_request, record, text
+
+PLACEHOLDERS = {"discipline", "subject", "level", "subtopics", "sessions", "concepts"}
+
+
+def schema(settings: dict) -> dict:
+    session = record(
+        title=text(120),
+        description=text(400),
+        key_concepts=array(text(100), settings["concepts_per_session"]),
+    )
+    return record(sessions=array(session, settings["sessions"], min_items=min(2, settings["sessions"])))
+
+
+def plan(subjects: dict, settings: dict, template: Template) -> list:
+    return [
+        make_request(
+            settings,
+            template.render(
+                discipline=subjects["node"]["name"],
+                subject=subject["name"],
+                level=subject["level"],
+                subtopics=bullets(subject["subtopics"]),
+                sessions=settings["sessions"],
+                concepts=settings["concepts_per_session"],
+            ),
+            schema(settings),
+            "syllabus",
+        )
+        for subject in subjects["subjects"]
+    ]
+
+
+def assemble(subjects: dict, outcomes: list, settings: dict) -> dict:
+    kept = [
+        {**subject, "sessions": outcome.json()["sessions"], "keys": {**subject["keys"], "syllabus": outcome.key}}
+        for subject, outcome in zip(subjects["subjects"], outcomes, strict=True)
+        if outcome.ok
+    ]
+    return {
+        "node": subjects["node"],
+        "models": {**subjects["models"], "syllabus": settings["llm"]["model"]},
+        "subjects": kept,
+    }

@@ -1,0 +1,16 @@
+rule answers:
+    input:
+        upstream="results/nodes/{node}/questions.jsonl",
+        prompt="prompts/answers.yaml",
+    output:
+        "results/nodes/{node}/answers.jsonl",
+    log:
+        "logs/{node}/answers.log",
+    benchmark:
+        "benchmarks/{node}/answers.tsv"
+    conda:
+        "../envs/glan.yaml"
+    params:
+        settings=stage_settings(config, "answers"),
+    script:
+        "../scripts/run_stage.py"

@@ -1,0 +1,16 @@
+rule questions:
+    input:
+        upstream="results/nodes/{node}/syllabus.json",
+        prompt="prompts/questions.yaml",
+    output:
+        "results/nodes/{node}/questions.jsonl",
+    log:
+        "logs/{node}/questions.log",
+    benchmark:
+        "benchmarks/{node}/questions.tsv"
+    conda:
+        "../envs/glan.yaml"
+    params:
+        settings=stage_settings(config, "questions"),
+    script:
+        "../scripts/run_stage.py"

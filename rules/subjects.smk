@@ -1,0 +1,16 @@
+rule subjects:
+    input:
+        upstream="results/nodes/{node}/node.json",
+        prompt="prompts/subjects.yaml",
+    output:
+        "results/nodes/{node}/subjects.json",
+    log:
+        "logs/{node}/subjects.log",
+    benchmark:
+        "benchmarks/{node}/subjects.tsv"
+    conda:
+        "../envs/glan.yaml"
+    params:
+        settings=stage_settings(config, "subjects"),
+    script:
+        "../scripts/run_stage.py"

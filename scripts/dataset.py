@@ -1,0 +1,14 @@
+"""Join every discipline's answer records into results/dataset.jsonl."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
+
+import logging
+
+from glan.dataset import concatenate
+from glan.stages.run import setup_logging
+
+setup_logging(snakemake.log[0])
+count = concatenate(list(snakemake.input), snakemake.output[0])
+logging.getLogger("glan").info("dataset: %d records from %d disciplines", count, len(snakemake.input))

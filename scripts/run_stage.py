@@ -1,0 +1,19 @@
+"""Run the stage named after the rule for one node; the logic lives in glan.stages."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
+
+from glan.config import stage_llm
+from glan.stages.run import run_stage, setup_logging
+
+setup_logging(snakemake.log[0])
+run_stage(
+    stage=snakemake.rule,
+    upstream=snakemake.input.upstream,
+    template=snakemake.input.prompt,
+    output=snakemake.output[0],
+    settings=snakemake.params.settings,
+    llm=stage_llm(snakemake.config, snakemake.rule),
+    cache_dir=snakemake.config["cache_dir"],
+)
