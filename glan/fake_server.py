@@ -99,7 +99,7 @@ class FakeLLM:
                 body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
                     fake.requests.append(body)
-                    fake.headers.append(dict(self.headers))
+                    fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if fake.latency:
                     time.sleep(fake.latency)
                 payload = orjson.dumps(fake.reply_to(body))
