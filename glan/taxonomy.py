@@ -45,10 +45,17 @@ class _LineMap(dict):
 
 
 class _LineLoader(yaml.SafeLoader):
-    def construct_mapping(self, node, deep=False):
-        mapping = _LineMap(super().construct_mapping(node, deep=deep))
-        mapping.line = node.start_mark.line + 1
-        return mapping
+    """Keeps each mapping's line number, so errors can point at the node."""
+
+
+def _construct_line_map(loader: _LineLoader, node: yaml.MappingNode):
+    mapping = _LineMap()
+    mapping.line = node.start_mark.line + 1
+    yield mapping
+    mapping.update(loader.construct_mapping(node))
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_line_map)
 
 
 def slugify(name: str) -> str:
@@ -151,3 +158,13 @@ def write_node_files(nodes: list[Node], directory: str | Path, filename: str = "
         write_if_changed(Path(directory) / leaf.id / filename, dump_json(leaf.record()))
         ids.append(leaf.id)
     return ids
+
+
+def select(ids: list[str], prefixes: list[str], source: str = "config") -> list[str]:
+    """The discipline ids under any of `prefixes` (node ids: a field, a sub-field or a discipline); all if none."""
+    if not prefixes:
+        return ids
+    unknown = [p for p in prefixes if not any(i == p or i.startswith(p + "/") for i in ids)]
+    if unknown:
+        raise TaxonomyError(f"{source}: `select` names {unknown}, which match no node of the taxonomy")
+    return [i for i in ids if any(i == p or i.startswith(p + "/") for p in prefixes)]

@@ -1,9 +1,12 @@
 from glan.config import stage_settings
-from glan.taxonomy import TaxonomyError, load_taxonomy, write_node_files
+from glan.taxonomy import TaxonomyError, load_taxonomy, select, write_node_files
 
 # One file per discipline, rewritten only when its own content changes: each node's jobs
 # depend on that file alone, never on taxonomy.yaml, so editing one node re-runs one node.
 try:
-    NODES = write_node_files(load_taxonomy(config["taxonomy"]), "results/nodes")
+    NODES = select(
+        write_node_files(load_taxonomy(config["taxonomy"]), "results/nodes"),
+        config["select"],
+    )
 except TaxonomyError as error:
     raise WorkflowError(str(error))

@@ -40,7 +40,7 @@ class Workflow:
         for part in WORKFLOW_PARTS:
             source = ROOT / part
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, directory / part)
-        self.overlay = {"llm": {"backend": "openai", "model": "fake-model"}}
+        self.overlay = {"select": [], "llm": {"backend": "openai", "model": "fake-model"}}
         self.write_taxonomy(THREE_DISCIPLINES)
 
     def write_taxonomy(self, document: dict) -> None:

@@ -10,7 +10,6 @@ import shutil
 from collections import Counter
 
 import orjson
-
 from conftest import THREE_DISCIPLINES
 
 PER_NODE = {"subjects": 2, "syllabus": 4, "questions": 8, "answers": 8}
