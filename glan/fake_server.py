@@ -3,11 +3,18 @@
 Replies are deterministic functions of the request (model, messages, seed): a JSON document that
 fits the requested schema, or a line of text. It counts requests and keeps their bodies and
 headers, so tests can assert exactly what was sent.
+
+Faults can be injected: `faults` is the share of requests answered with a transport fault
+(429 with Retry-After, 500, 503, a dropped connection, a reply slower than the client waits);
+`bad_replies` the share of requests (chosen by their content, so the same request is always bad)
+answered with an invalid reply (not JSON, the wrong shape, cut off by the token cap, empty).
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,8 +47,24 @@ def fake_value(schema: dict, seed: str, name: str = "value"):
 
 
 class FakeLLM:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0):
+    FAULTS = ("429", "500", "503", "drop", "slow")
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        faults: float = 0.0,
+        bad_replies: float = 0.0,
+        slow_seconds: float = 3.0,
+        seed: int = 0,
+    ):
         self.latency = latency
+        self.faults = faults
+        self.bad_replies = bad_replies
+        self.slow_seconds = slow_seconds
+        self.faults_injected: list[str] = []
+        self._rng = random.Random(seed)
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self._lock = threading.Lock()
@@ -65,10 +88,30 @@ class FakeLLM:
             self.requests.clear()
             self.headers.clear()
 
+    def pick_fault(self) -> str | None:
+        with self._lock:
+            if self._rng.random() >= self.faults:
+                return None
+            fault = self._rng.choice(self.FAULTS)
+            self.faults_injected.append(fault)
+            return fault
+
     def reply_to(self, body: dict) -> dict:
         seed = _digest(body["model"], body["messages"], body.get("seed"))
         response_format = body.get("response_format") or {}
-        if response_format.get("type") == "json_schema":
+        structured = response_format.get("type") == "json_schema"
+        finish_reason = "stop"
+        if int(seed[-8:], 16) / 0xFFFFFFFF < self.bad_replies:
+            kinds = ["not-json", "wrong-shape", "length", "empty"] if structured else ["length", "empty"]
+            kind = kinds[int(seed[:8], 16) % len(kinds)]
+            content = {
+                "not-json": '{"subjects": [',
+                "wrong-shape": '{"unexpected": 1}',
+                "length": "It is",
+                "empty": "",
+            }[kind]
+            finish_reason = "length" if kind == "length" else "stop"
+        elif structured:
             content = orjson.dumps(fake_value(response_format["json_schema"]["schema"], seed)).decode()
         else:
             content = f"Reply {seed[:16]} to: {body['messages'][-1]['content'][:80]}"
@@ -78,7 +121,9 @@ class FakeLLM:
             "object": "chat.completion",
             "created": 0,
             "model": body["model"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
+            ],
             "usage": {
                 "prompt_tokens": 10,
                 "completion_tokens": tokens,
@@ -102,10 +147,25 @@ class FakeLLM:
                     fake.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if fake.latency:
                     time.sleep(fake.latency)
-                payload = orjson.dumps(fake.reply_to(body))
-                self.send_response(200)
+                fault = fake.pick_fault()
+                if fault == "drop":
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if fault == "slow":
+                    time.sleep(fake.slow_seconds)
+                if fault in ("429", "500", "503"):
+                    self.send_json(int(fault), {"error": {"message": f"injected {fault}"}}, retry_after=fault == "429")
+                    return
+                self.send_json(200, fake.reply_to(body))
+
+            def send_json(self, status: int, document: dict, retry_after: bool = False):
+                payload = orjson.dumps(document)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
+                if retry_after:
+                    self.send_header("Retry-After", "0.2")
                 self.end_headers()
                 self.wfile.write(payload)
 

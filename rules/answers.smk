@@ -3,7 +3,8 @@ rule answers:
         upstream="results/nodes/{node}/questions.jsonl",
         prompt="prompts/answers.yaml",
     output:
-        "results/nodes/{node}/answers.jsonl",
+        artifact="results/nodes/{node}/answers.jsonl",
+        rejects="results/nodes/{node}/answers.rejects.jsonl",
     log:
         "logs/{node}/answers.log",
     benchmark:

@@ -3,7 +3,8 @@ rule questions:
         upstream="results/nodes/{node}/syllabus.json",
         prompt="prompts/questions.yaml",
     output:
-        "results/nodes/{node}/questions.jsonl",
+        artifact="results/nodes/{node}/questions.jsonl",
+        rejects="results/nodes/{node}/questions.rejects.jsonl",
     log:
         "logs/{node}/questions.log",
     benchmark:

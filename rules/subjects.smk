@@ -3,7 +3,8 @@ rule subjects:
         upstream="results/nodes/{node}/node.json",
         prompt="prompts/subjects.yaml",
     output:
-        "results/nodes/{node}/subjects.json",
+        artifact="results/nodes/{node}/subjects.json",
+        rejects="results/nodes/{node}/subjects.rejects.jsonl",
     log:
         "logs/{node}/subjects.log",
     benchmark:

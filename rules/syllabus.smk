@@ -3,7 +3,8 @@ rule syllabus:
         upstream="results/nodes/{node}/subjects.json",
         prompt="prompts/syllabus.yaml",
     output:
-        "results/nodes/{node}/syllabus.json",
+        artifact="results/nodes/{node}/syllabus.json",
+        rejects="results/nodes/{node}/syllabus.rejects.jsonl",
     log:
         "logs/{node}/syllabus.log",
     benchmark:

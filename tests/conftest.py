@@ -40,20 +40,27 @@ class Workflow:
         for part in WORKFLOW_PARTS:
             source = ROOT / part
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, directory / part)
-        self.overlay = {"select": [], "llm": {"backend": "openai", "model": "fake-model"}}
+        # A fixed endpoint identity, so that runs against different servers share cache keys.
+        self.overlay = {"select": [], "llm": {"backend": "openai", "model": "fake-model", "endpoint": "fake"}}
         self.write_taxonomy(THREE_DISCIPLINES)
 
     def write_taxonomy(self, document: dict) -> None:
         (self.dir / "taxonomy.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def command(self, *args: str) -> tuple[list[str], dict]:
         (self.dir / "test.yaml").write_text(yaml.safe_dump(self.overlay))
         env = {**os.environ, "OPENAI_BASE_URL": self.server.base_url, "OPENAI_API_KEY": API_KEY}
-        command = ["snakemake", "--cores", "2", "--configfile", "config/tiny.yaml", "test.yaml", *args]
+        return ["snakemake", "--cores", "2", "--configfile", "config/tiny.yaml", "test.yaml", *args], env
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        command, env = self.command(*args)
         result = subprocess.run(command, cwd=self.dir, env=env, capture_output=True, text=True, timeout=600)
         if check and result.returncode != 0:
             raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
+
+    def dataset(self) -> bytes:
+        return self.path("results/dataset.jsonl").read_bytes()
 
     def path(self, relative: str) -> Path:
         return self.dir / relative

@@ -1,20 +1,25 @@
 """Send requests through the cache: hits cost nothing, misses go out concurrently under a cap.
 
-Every reply is stored, valid or not: a rejected reply is stored with its reason, so a re-run
-moves straight on to the next attempt instead of paying for the same bad reply again.
+Every reply is stored as soon as it arrives, valid or not: a rejected reply is stored with its
+reason, so a re-run (or a resume after a crash) moves straight on to what is still unanswered
+instead of paying again for replies it already has.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass
 
 import orjson
 
 from glan.llm.backends import Backend, make_backend
 from glan.llm.cache import Entry, ReplyCache
 from glan.llm.request import Reply, Request
+from glan.llm.retry import RetryPolicy, call_with_retries
 from glan.llm.validate import reply_error
+
+log = logging.getLogger("glan")
 
 
 @dataclass
@@ -39,13 +44,13 @@ class SendStats:
     planned: int = 0
     cached: int = 0
     sent: int = 0
+    retried: int = 0
     rejected_replies: int = 0
     failed: int = 0
-    errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (
-            f"planned={self.planned} cached={self.cached} sent={self.sent} "
+            f"planned={self.planned} cached={self.cached} sent={self.sent} retried={self.retried} "
             f"rejected_replies={self.rejected_replies} failed={self.failed}"
         )
 
@@ -56,31 +61,37 @@ async def send_all(
     cache: ReplyCache,
     concurrency: int,
     max_attempts: int,
+    retry: RetryPolicy | None = None,
 ) -> tuple[list[Outcome], SendStats]:
     stats = SendStats(planned=len(requests))
     slots = asyncio.Semaphore(concurrency)
+    retry = retry or RetryPolicy()
+
+    def count_retry(error: Exception) -> None:
+        stats.retried += 1
+        log.info("retrying after %s", error)
+
+    async def ask(request: Request) -> Reply:
+        async with slots:
+            return await call_with_retries(lambda: backend.complete(request), retry, count_retry)
 
     async def one(request: Request) -> Outcome:
-        outcome = None
         for attempt in range(max_attempts):
             current = request.at_attempt(attempt)
             key = current.key(backend.identity)
             entry = cache.get(key)
             if entry is None:
-                async with slots:
-                    reply = await backend.complete(current)
+                reply = await ask(current)
                 entry = Entry(reply=reply, error=reply_error(current, reply))
                 cache.put(key, entry)
                 stats.sent += 1
             else:
                 stats.cached += 1
-            outcome = Outcome(request=current, key=key, reply=entry.reply if entry.valid else None, error=entry.error)
             if entry.valid:
-                return outcome
+                return Outcome(request=current, key=key, reply=entry.reply)
             stats.rejected_replies += 1
         stats.failed += 1
-        stats.errors.append(f"{outcome.key[:12]}: {outcome.error}")
-        return outcome
+        return Outcome(request=current, key=key, reply=None, error=entry.error)
 
     outcomes = await asyncio.gather(*(one(r) for r in requests))
     return list(outcomes), stats
@@ -99,6 +110,7 @@ def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[
                     cache,
                     concurrency=settings.get("concurrency", 8),
                     max_attempts=settings.get("max_attempts", 3),
+                    retry=RetryPolicy.from_settings(settings),
                 )
         finally:
             await backend.aclose()

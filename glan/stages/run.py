@@ -26,7 +26,19 @@ def write_artifact(path: str | Path, artifact) -> None:
         write_json(path, artifact)
 
 
-def run_stage(stage: str, upstream: str, template: str, output: str, settings: dict, llm: dict, cache_dir: str) -> None:
+def check_prompts(directory: str | Path = "prompts") -> None:
+    """Fail at parse time, before any request, on a template that asks for a value its stage lacks."""
+    for stage, module in STAGES.items():
+        Template(Path(directory) / f"{stage}.yaml").check(module.PLACEHOLDERS)
+
+
+class TooManyRejects(RuntimeError):
+    pass
+
+
+def run_stage(
+    stage: str, upstream: str, template: str, output: str, rejects: str, settings: dict, llm: dict, cache_dir: str
+) -> None:
     module = STAGES[stage]
     prompt = Template(template)
     prompt.check(module.PLACEHOLDERS)
@@ -34,13 +46,31 @@ def run_stage(stage: str, upstream: str, template: str, output: str, settings: d
     requests = module.plan(source, settings, prompt)
     outcomes, stats = send(requests, llm, cache_dir)
     log.info("%s: %s", stage, stats.summary())
-    for error in stats.errors:
-        log.warning("%s: rejected after %d attempts: %s", stage, llm.get("max_attempts", 3), error)
+    rejected = [
+        {"key": o.key, "reason": o.error, "attempts": o.request.attempt + 1, "messages": o.request.messages}
+        for o in outcomes
+        if not o.ok
+    ]
+    for reject in rejected:
+        log.warning(
+            "%s: rejected after %d attempts: %s (%s)", stage, reject["attempts"], reject["reason"], reject["key"]
+        )
+    share = len(rejected) / len(outcomes) if outcomes else 0.0
+    limit = llm.get("max_reject_share", 0.2)
+    if share > limit:
+        message = (
+            f"{stage}: {len(rejected)} of {len(outcomes)} requests ({share:.0%}) still had no valid reply after "
+            f"{llm.get('max_attempts', 3)} attempts, more than llm.max_reject_share={limit}; the reasons are in this "
+            "log. Raise llm.max_attempts or the stage's max_tokens, or fix the prompt."
+        )
+        log.error(message)
+        raise TooManyRejects(message)
+    write_artifact(rejects, rejected)
     write_artifact(output, module.assemble(source, outcomes, settings))
 
 
 def setup_logging(path: str | None) -> None:
     handler = logging.FileHandler(path) if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)

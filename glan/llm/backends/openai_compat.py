@@ -11,6 +11,7 @@ import os
 import openai
 
 from glan.llm.request import Reply, Request
+from glan.llm.retry import EndpointError, TransientError
 
 OPENAI_SAMPLING = {"temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty"}
 
@@ -20,7 +21,7 @@ class OpenAIBackend:
         self.client = openai.AsyncOpenAI(
             api_key=os.environ.get("OPENAI_API_KEY") or "no-key",
             timeout=settings.get("timeout", 120),
-            max_retries=settings.get("client_retries", 2),
+            max_retries=0,  # glan.llm.retry retries, the same way for every backend
         )
         self.identity = settings.get("endpoint") or "openai:" + str(self.client.base_url).rstrip("/")
 
@@ -33,14 +34,26 @@ class OpenAIBackend:
                 "type": "json_schema",
                 "json_schema": {"name": request.schema_name or "reply", "schema": request.schema, "strict": True},
             }
-        response = await self.client.chat.completions.create(
-            model=request.model,
-            messages=request.messages,
-            seed=request.seed,
-            extra_body=extra or None,
-            **sampling,
-            **kwargs,
-        )
+        try:
+            response = await self.client.chat.completions.create(
+                model=request.model,
+                messages=request.messages,
+                seed=request.seed,
+                extra_body=extra or None,
+                **sampling,
+                **kwargs,
+            )
+        except openai.APIConnectionError as error:  # timeouts included
+            raise TransientError(type(error).__name__) from error
+        except openai.APIStatusError as error:
+            status = error.status_code
+            if status in (408, 409, 429) or status >= 500:
+                raise TransientError(f"HTTP {status}", _retry_after(error.response)) from error
+            if status == 401:
+                raise EndpointError(f"{self.identity} refused the key (HTTP 401): set OPENAI_API_KEY") from error
+            raise EndpointError(f"{self.identity} answered HTTP {status}: {error.message}") from error
+        if not response.choices:
+            raise TransientError("reply without choices")
         choice = response.choices[0]
         return Reply(
             text=choice.message.content or "",
@@ -53,3 +66,10 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+
+def _retry_after(response) -> float | None:
+    try:
+        return float(response.headers.get("retry-after"))
+    except (TypeError, ValueError):
+        return None

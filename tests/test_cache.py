@@ -1,0 +1,43 @@
+"""The reply cache under many writers at once: nothing lost, nothing corrupt."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from glan.llm.cache import Entry, ReplyCache
+from glan.llm.request import Reply
+
+PROCESSES = 8
+ENTRIES = 2000
+
+
+def write_and_read(directory: str, worker: int) -> int:
+    """Each worker writes its own keys and one shared key, reading back as it goes."""
+    with ReplyCache(directory) as cache:
+        for i in range(ENTRIES):
+            cache.put(f"{worker}-{i}", Entry(Reply(text=f"reply {worker} {i}", usage={"total_tokens": i})))
+            cache.put("shared", Entry(Reply(text="the same for all")))
+            if i % 100 == 0:
+                assert cache.get(f"{worker}-{i}").reply.text == f"reply {worker} {i}"
+    return worker
+
+
+def test_eight_processes_writing_two_thousand_entries_each_lose_nothing(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(PROCESSES) as pool:
+        done = pool.starmap(write_and_read, [(str(tmp_path), w) for w in range(PROCESSES)])
+    assert sorted(done) == list(range(PROCESSES))
+    with ReplyCache(tmp_path) as cache:
+        assert len(cache) == PROCESSES * ENTRIES + 1
+        for worker in range(PROCESSES):
+            for i in range(ENTRIES):
+                entry = cache.get(f"{worker}-{i}")
+                assert entry.valid and entry.reply.text == f"reply {worker} {i}"
+                assert entry.reply.usage == {"total_tokens": i}
+
+
+def test_rejected_replies_are_stored_as_rejected(tmp_path):
+    with ReplyCache(tmp_path) as cache:
+        cache.put("k", Entry(Reply(text="", finish_reason="stop"), error="empty reply"))
+        entry = cache.get("k")
+    assert not entry.valid and entry.error == "empty reply"
