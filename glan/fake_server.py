@@ -64,6 +64,8 @@ class FakeLLM:
         self.bad_replies = bad_replies
         self.slow_seconds = slow_seconds
         self.faults_injected: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._rng = random.Random(seed)
         self.requests: list[dict] = []
         self.headers: list[dict] = []
@@ -87,6 +89,7 @@ class FakeLLM:
         with self._lock:
             self.requests.clear()
             self.headers.clear()
+            self.max_in_flight = 0
 
     def pick_fault(self) -> str | None:
         with self._lock:
@@ -145,10 +148,27 @@ class FakeLLM:
                 with fake._lock:
                     fake.requests.append(body)
                     fake.headers.append({k.lower(): v for k, v in self.headers.items()})
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                self.answered = False
+                try:
+                    self.answer(body)
+                finally:
+                    self.done()
+
+            def done(self):
+                """Leave the in-flight count before the client can see the reply and send its next request."""
+                if not self.answered:
+                    self.answered = True
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def answer(self, body: dict):
                 if fake.latency:
                     time.sleep(fake.latency)
                 fault = fake.pick_fault()
                 if fault == "drop":
+                    self.done()
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
@@ -161,6 +181,7 @@ class FakeLLM:
 
             def send_json(self, status: int, document: dict, retry_after: bool = False):
                 payload = orjson.dumps(document)
+                self.done()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

@@ -11,6 +11,8 @@ rule answers:
         "benchmarks/{node}/answers.tsv"
     conda:
         "../envs/glan.yaml"
+    resources:
+        llm_slots=llm_slots("answers"),
     params:
         settings=stage_settings(config, "answers"),
     script:

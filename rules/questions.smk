@@ -11,6 +11,8 @@ rule questions:
         "benchmarks/{node}/questions.tsv"
     conda:
         "../envs/glan.yaml"
+    resources:
+        llm_slots=llm_slots("questions"),
     params:
         settings=stage_settings(config, "questions"),
     script:

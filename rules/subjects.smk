@@ -11,6 +11,8 @@ rule subjects:
         "benchmarks/{node}/subjects.tsv"
     conda:
         "../envs/glan.yaml"
+    resources:
+        llm_slots=llm_slots("subjects"),
     params:
         settings=stage_settings(config, "subjects"),
     script:

@@ -11,6 +11,8 @@ rule syllabus:
         "benchmarks/{node}/syllabus.tsv"
     conda:
         "../envs/glan.yaml"
+    resources:
+        llm_slots=llm_slots("syllabus"),
     params:
         settings=stage_settings(config, "syllabus"),
     script:

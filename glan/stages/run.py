@@ -32,6 +32,11 @@ def check_prompts(directory: str | Path = "prompts") -> None:
         Template(Path(directory) / f"{stage}.yaml").check(module.PLACEHOLDERS)
 
 
+def planned_requests(stage: str, upstream: str, template: str, settings: dict) -> int:
+    """How many requests the stage's job will plan: the share of the global cap it asks for."""
+    return len(STAGES[stage].plan(read_artifact(upstream), settings, Template(template)))
+
+
 class TooManyRejects(RuntimeError):
     pass
 

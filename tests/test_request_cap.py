@@ -1,0 +1,18 @@
+"""One global cap on requests in flight, however many jobs run at once."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import Workflow
+
+from glan.fake_server import FakeLLM
+
+
+@pytest.mark.parametrize("cap", [3, 7])
+def test_the_cap_holds_across_parallel_jobs_and_is_reached(tmp_path, cap):
+    with FakeLLM(latency=0.1) as server:
+        workflow = Workflow(tmp_path, server)
+        workflow.overlay["llm"]["concurrency"] = cap
+        workflow.run("--cores", "6")
+        assert server.count == 66
+        assert server.max_in_flight == cap
