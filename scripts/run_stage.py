@@ -15,6 +15,6 @@ run_stage(
     output=snakemake.output.artifact,
     rejects=snakemake.output.rejects,
     settings=snakemake.params.settings,
-    llm={**stage_llm(snakemake.config, snakemake.rule), "concurrency": snakemake.resources.llm_slots},
+    llm={**stage_llm(snakemake.config, snakemake.rule), "slots": snakemake.resources.llm_slots},
     cache_dir=snakemake.config["cache_dir"],
 )

@@ -14,11 +14,15 @@ from dataclasses import dataclass
 
 
 class TransientError(Exception):
-    """The endpoint may succeed if asked again; `retry_after` is its own hint, in seconds."""
+    """The endpoint may succeed if asked again; `retry_after` is its own hint, in seconds.
 
-    def __init__(self, message: str, retry_after: float | None = None):
+    `rate_limited` marks a 429: the endpoint asks for less load, not just another try.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None, rate_limited: bool = False):
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class EndpointError(Exception):

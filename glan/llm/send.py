@@ -15,8 +15,9 @@ import orjson
 
 from glan.llm.backends import Backend, make_backend
 from glan.llm.cache import Entry, ReplyCache
+from glan.llm.limits import Limiter
 from glan.llm.request import Reply, Request
-from glan.llm.retry import RetryPolicy, call_with_retries
+from glan.llm.retry import RetryPolicy, TransientError, call_with_retries
 from glan.llm.validate import reply_error
 
 log = logging.getLogger("glan")
@@ -55,16 +56,20 @@ class SendStats:
         )
 
 
+def estimated_tokens(request: Request) -> int:
+    """For per-minute token budgets: about four characters a token, plus the whole reply allowance."""
+    return sum(len(m["content"]) for m in request.messages) // 4 + request.params.get("max_tokens", 0)
+
+
 async def send_all(
     requests: list[Request],
     backend: Backend,
     cache: ReplyCache,
-    concurrency: int,
+    limiter: Limiter,
     max_attempts: int,
     retry: RetryPolicy | None = None,
 ) -> tuple[list[Outcome], SendStats]:
     stats = SendStats(planned=len(requests))
-    slots = asyncio.Semaphore(concurrency)
     retry = retry or RetryPolicy()
 
     def count_retry(error: Exception) -> None:
@@ -72,8 +77,20 @@ async def send_all(
         log.info("retrying after %s", error)
 
     async def ask(request: Request) -> Reply:
-        async with slots:
-            return await call_with_retries(lambda: backend.complete(request), retry, count_retry)
+        async def once() -> Reply:
+            await limiter.acquire(estimated_tokens(request))
+            try:
+                reply = await backend.complete(request)
+            except TransientError as error:
+                await limiter.release(error.rate_limited, error.retry_after)
+                raise
+            except BaseException:
+                await limiter.release()
+                raise
+            await limiter.release()
+            return reply
+
+        return await call_with_retries(once, retry, count_retry)
 
     async def one(request: Request) -> Outcome:
         for attempt in range(max_attempts):
@@ -97,6 +114,14 @@ async def send_all(
     return list(outcomes), stats
 
 
+def job_limiter(settings: dict) -> Limiter:
+    """This job's share of the run: its granted slots, and that share of any per-minute budget."""
+    cap = settings.get("concurrency", 8)
+    slots = settings.get("slots", cap)
+    budgets = {k: v * slots / cap for k, v in settings.get("rate_limits", {}).items() if v}
+    return Limiter(slots, **budgets)
+
+
 def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[Outcome], SendStats]:
     """The one effect of a stage: resolve every request to a reply, through the cache."""
 
@@ -108,7 +133,7 @@ def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[
                     requests,
                     backend,
                     cache,
-                    concurrency=settings.get("concurrency", 8),
+                    job_limiter(settings),
                     max_attempts=settings.get("max_attempts", 3),
                     retry=RetryPolicy.from_settings(settings),
                 )

@@ -48,7 +48,7 @@ class OpenAIBackend:
         except openai.APIStatusError as error:
             status = error.status_code
             if status in (408, 409, 429) or status >= 500:
-                raise TransientError(f"HTTP {status}", _retry_after(error.response)) from error
+                raise TransientError(f"HTTP {status}", _retry_after(error.response), status == 429) from error
             if status == 401:
                 raise EndpointError(f"{self.identity} refused the key (HTTP 401): set OPENAI_API_KEY") from error
             raise EndpointError(f"{self.identity} answered HTTP {status}: {error.message}") from error
