@@ -2,6 +2,12 @@
 
 Per-discipline files are rewritten only when their content changes, so an edit to one node
 leaves every other node's file (bytes and mtime) alone and Snakemake re-runs that node only.
+
+A node may also customise how it is built (see CUSTOM_KEYS): `instructions` for every prompt,
+pinned `subjects` (a discipline only), and `stages` overrides of counts, sampling or model.
+Instructions and stage overrides are inherited: a field's apply to all its disciplines, a
+child's instructions follow its parent's and its stage keys win over its parent's. The
+resolved values go into the discipline's file, so an override re-runs only the nodes it covers.
 """
 
 from __future__ import annotations
@@ -15,7 +21,32 @@ import yaml
 
 from glan.io import dump_json, write_if_changed
 
-NODE_KEYS = {"name", "description", "children"}
+CUSTOM_KEYS = ("instructions", "subjects", "stages")
+NODE_KEYS = {"name", "description", "children", *CUSTOM_KEYS}
+
+LEVELS = ["high school", "undergraduate", "graduate", "professional"]
+DEFAULT_LEVEL = "undergraduate"
+
+# What a node may override per stage: the stage's own count keys, `sampling` keys, and the model.
+_POSITIVE_INT = ("an integer >= 1", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1)
+_SHARE = ("a number from 0 to 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1)
+_NUMBER = ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
+STAGE_OVERRIDES = {
+    "subjects": {"queries": _POSITIVE_INT, "per_query": _POSITIVE_INT, "subtopics": _POSITIVE_INT},
+    "syllabus": {"sessions": _POSITIVE_INT, "concepts_per_session": _POSITIVE_INT},
+    "questions": {"per_subject": _POSITIVE_INT, "max_concepts": _POSITIVE_INT, "single_session_share": _SHARE},
+    "answers": {},
+}
+SAMPLING_OVERRIDES = {
+    "temperature": ("a number from 0 to 2", lambda v: _NUMBER[1](v) and 0 <= v <= 2),
+    "top_p": ("a number above 0 and at most 1", lambda v: _NUMBER[1](v) and 0 < v <= 1),
+    "max_tokens": _POSITIVE_INT,
+    "presence_penalty": _NUMBER,
+    "frequency_penalty": _NUMBER,
+    "repeat_penalty": ("a number >= 0", lambda v: _NUMBER[1](v) and v >= 0),
+    "stop": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+}
+LLM_OVERRIDES = {"model": ("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()))}
 
 
 class TaxonomyError(ValueError):
@@ -30,14 +61,29 @@ class Node:
     id: str
     line: int
     children: list[Node] = field(default_factory=list)
+    instructions: str = ""  # resolved: the ancestors' instructions, then this node's
+    subjects: list[dict] | None = None  # pinned subjects: the subjects stage sends nothing for this node
+    stages: dict = field(default_factory=dict)  # resolved stage overrides: the ancestors', then this node's
+    own: dict = field(default_factory=dict)  # the customisation keys written on this node itself
 
     @property
     def is_leaf(self) -> bool:
         return not self.children
 
     def record(self) -> dict:
-        """What a discipline's jobs see of the taxonomy: nothing outside this node and its ancestors' names."""
-        return {"id": self.id, "name": self.name, "description": self.description, "path": list(self.path)}
+        """What a discipline's jobs see of the taxonomy: nothing outside this node and its ancestors' names.
+
+        Customisation keys appear only when set, so nodes without any keep the record (and the
+        build outputs) they had before customisation existed.
+        """
+        record = {"id": self.id, "name": self.name, "description": self.description, "path": list(self.path)}
+        if self.instructions:
+            record["instructions"] = self.instructions
+        if self.subjects is not None:
+            record["subjects"] = self.subjects
+        if self.stages:
+            record["stages"] = self.stages
+        return record
 
 
 class _LineMap(dict):
@@ -63,6 +109,23 @@ def slugify(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
 
 
+def deep_merge(base: dict, override: dict) -> dict:
+    merged = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both else value
+    return merged
+
+
+def _plain(value):
+    """The YAML loader's line-keeping mappings as plain dicts, for records and comparisons."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def parse_taxonomy(text: str, source: str = "taxonomy.yaml") -> list[Node]:
     try:
         document = yaml.load(text, Loader=_LineLoader)
@@ -73,19 +136,19 @@ def parse_taxonomy(text: str, source: str = "taxonomy.yaml") -> list[Node]:
     extra = set(document) - {"taxonomy"}
     if extra:
         raise TaxonomyError(f"{source}: unknown top-level keys {sorted(extra)}; only `taxonomy` is allowed")
-    roots = _parse_nodes(document["taxonomy"], (), source, getattr(document, "line", 1))
+    roots = _parse_nodes(document["taxonomy"], (), source, getattr(document, "line", 1), None)
     if not roots:
         raise TaxonomyError(f"{source}: the taxonomy is empty; add at least one node with a `name`")
     return roots
 
 
-def _parse_nodes(items, parent: tuple[str, ...], source: str, line: int) -> list[Node]:
+def _parse_nodes(items, parent: tuple[str, ...], source: str, line: int, up: Node | None) -> list[Node]:
     where = " > ".join(parent) or "top level"
     if not isinstance(items, list):
         raise TaxonomyError(f"{source}:{line}: children of {where} must be a list of nodes")
     nodes, seen = [], {}
     for item in items:
-        node = _parse_node(item, parent, source, line)
+        node = _parse_node(item, parent, source, line, up)
         if node.id in seen:
             raise TaxonomyError(
                 f"{source}:{node.line}: node {node.name!r} has the same id {node.id!r} as its sibling "
@@ -96,7 +159,7 @@ def _parse_nodes(items, parent: tuple[str, ...], source: str, line: int) -> list
     return nodes
 
 
-def _parse_node(item, parent: tuple[str, ...], source: str, line: int) -> Node:
+def _parse_node(item, parent: tuple[str, ...], source: str, line: int, up: Node | None) -> Node:
     where = " > ".join(parent) or "top level"
     if not isinstance(item, dict):
         raise TaxonomyError(f"{source}:{line}: under {where}, every node must be a mapping with a `name`")
@@ -126,10 +189,107 @@ def _parse_node(item, parent: tuple[str, ...], source: str, line: int) -> Node:
         id=f"{parent_id}/{slug}" if parent_id else slug,
         line=line,
     )
+    own = {key: _plain(item[key]) for key in CUSTOM_KEYS if key in item}
+    node.own = own
+    if "instructions" in own:
+        if not isinstance(own["instructions"], str) or not own["instructions"].strip():
+            raise TaxonomyError(
+                f"{source}:{line}: node {label!r}: `instructions` must be a non-empty string "
+                "(a language, a style, a level)"
+            )
+        own["instructions"] = own["instructions"].strip()
+    if "stages" in own:
+        own["stages"] = _check_stages(item["stages"], label, source, line)
+    inherited = up.instructions if up else ""
+    node.instructions = "\n".join(part for part in (inherited, own.get("instructions", "")) if part)
+    node.stages = deep_merge(up.stages if up else {}, own.get("stages", {}))
     children = item.get("children")
     if children is not None:
-        node.children = _parse_nodes(children, path, source, line)
+        node.children = _parse_nodes(children, path, source, line, node)
+    if "subjects" in own:
+        if node.children:
+            raise TaxonomyError(
+                f"{source}:{line}: node {label!r}: pinned `subjects` belong on a discipline (a node without "
+                "children); move them to the disciplines under it"
+            )
+        node.subjects = own["subjects"] = _check_subjects(item["subjects"], label, source, line)
     return node
+
+
+def _check_subjects(items, label: str, source: str, line: int) -> list[dict]:
+    """Pinned subjects: names, or mappings with `name`, `level` and `subtopics`; normalised to mappings."""
+    if not isinstance(items, list) or not items:
+        raise TaxonomyError(
+            f"{source}:{line}: node {label!r}: `subjects` must be a non-empty list of subject names or mappings"
+        )
+    subjects, seen = [], set()
+    for item in items:
+        where = f"{source}:{getattr(item, 'line', line)}: node {label!r}"
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict):
+            raise TaxonomyError(f"{where}: a pinned subject is a name or a mapping with `name`, `level`, `subtopics`")
+        unknown = set(item) - {"name", "level", "subtopics"}
+        if unknown:
+            raise TaxonomyError(
+                f"{where}: a pinned subject has unknown keys {sorted(unknown)}; allowed: name, level, subtopics"
+            )
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise TaxonomyError(f"{where}: a pinned subject needs a `name` (a non-empty string)")
+        level = item.get("level", DEFAULT_LEVEL)
+        if level not in LEVELS:
+            raise TaxonomyError(f"{where}: pinned subject {name!r} has level {level!r}; choose one of {LEVELS}")
+        subtopics = item.get("subtopics", [])
+        if not isinstance(subtopics, list) or not all(isinstance(t, str) and t.strip() for t in subtopics):
+            raise TaxonomyError(f"{where}: pinned subject {name!r}: `subtopics` must be a list of non-empty strings")
+        norm = " ".join(name.lower().split())
+        if norm in seen:
+            raise TaxonomyError(f"{where}: subject {name!r} is pinned twice")
+        seen.add(norm)
+        subjects.append({"name": name.strip(), "level": level, "subtopics": [t.strip() for t in subtopics]})
+    return subjects
+
+
+def _check_stages(value, label: str, source: str, line: int) -> dict:
+    """`stages: {<stage>: {<count key>: n, sampling: {...}, llm: {model: ...}}}`, checked key by key."""
+    where = f"{source}:{getattr(value, 'line', line)}: node {label!r}"
+    if not isinstance(value, dict):
+        raise TaxonomyError(f"{where}: `stages` must be a mapping of stage names ({', '.join(STAGE_OVERRIDES)})")
+    checked = {}
+    for stage, override in value.items():
+        at = f"{source}:{getattr(override, 'line', getattr(value, 'line', line))}: node {label!r}"
+        if stage not in STAGE_OVERRIDES:
+            raise TaxonomyError(f"{where}: `stages` has unknown stage {stage!r}; stages: {list(STAGE_OVERRIDES)}")
+        if not isinstance(override, dict) or not override:
+            raise TaxonomyError(f"{where}: `stages.{stage}` must be a mapping of settings to override")
+        allowed = {**STAGE_OVERRIDES[stage], "sampling": None, "llm": None}
+        checked[stage] = {}
+        for key, setting in override.items():
+            if key not in allowed:
+                raise TaxonomyError(f"{at}: `stages.{stage}` cannot set {key!r}; it may set {sorted(allowed)}")
+            if key in ("sampling", "llm"):
+                rules = SAMPLING_OVERRIDES if key == "sampling" else LLM_OVERRIDES
+                sub_at = f"{source}:{getattr(setting, 'line', line)}: node {label!r}"
+                if not isinstance(setting, dict) or not setting:
+                    raise TaxonomyError(f"{at}: `stages.{stage}.{key}` must be a mapping of {sorted(rules)}")
+                for sub, sub_value in setting.items():
+                    if sub not in rules:
+                        raise TaxonomyError(
+                            f"{sub_at}: `stages.{stage}.{key}` cannot set {sub!r}; it may set {sorted(rules)}"
+                        )
+                    _check_value(sub_value, rules[sub], f"{sub_at}: `stages.{stage}.{key}.{sub}`")
+                checked[stage][key] = _plain(setting)
+            else:
+                _check_value(setting, allowed[key], f"{at}: `stages.{stage}.{key}`")
+                checked[stage][key] = setting
+    return checked
+
+
+def _check_value(value, rule, what: str) -> None:
+    description, ok = rule
+    if not ok(value):
+        raise TaxonomyError(f"{what} must be {description}, not {value!r}")
 
 
 def load_taxonomy(path: str | Path) -> list[Node]:

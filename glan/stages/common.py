@@ -1,8 +1,34 @@
-"""Helpers the stages share: building requests from a stage's settings, and the array/string bounds of schemas."""
+"""Helpers the stages share: building requests from a stage's settings, a node's customisation, schema shapes."""
 
 from __future__ import annotations
 
 from glan.llm.request import Request
+from glan.prompts import PromptError, Template
+from glan.taxonomy import deep_merge
+
+# The keys of a node record that customise how it is built; question records carry them as "custom".
+CARRIED = ("instructions", "stages")
+
+
+def customise(settings: dict, custom: dict, stage: str) -> dict:
+    """The stage's settings for one node: the config slice with the node's `stages.<stage>` keys on top."""
+    override = (custom.get("stages") or {}).get(stage)
+    return deep_merge(settings, override) if override else settings
+
+
+def carried(node: dict) -> dict:
+    """What downstream records keep of a node's customisation (pinned subjects live in subjects.json)."""
+    return {key: node[key] for key in CARRIED if key in node}
+
+
+def instructions(custom: dict, template: Template) -> str:
+    """The node's instructions for a prompt; a template that cannot place them fails instead of dropping them."""
+    text = custom.get("instructions", "")
+    if text and "instructions" not in template.placeholders:
+        raise PromptError(
+            f"{template.path}: the node has `instructions` but the template has no {{{{ instructions }}}} placeholder"
+        )
+    return text
 
 
 def make_request(

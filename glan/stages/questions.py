@@ -12,9 +12,19 @@ import random
 
 from glan.llm.request import canonical_json, sha256_hex
 from glan.prompts import Template
-from glan.stages.common import bullets, make_request, record, text
+from glan.stages.common import bullets, carried, customise, instructions, make_request, record, text
 
-PLACEHOLDERS = {"discipline", "subject", "level", "syllabus", "learned_up_to", "sessions", "concepts", "difficulty"}
+PLACEHOLDERS = {
+    "discipline",
+    "subject",
+    "level",
+    "syllabus",
+    "learned_up_to",
+    "sessions",
+    "concepts",
+    "difficulty",
+    "instructions",
+}
 SCHEMA = record(question=text(1500))
 
 
@@ -58,6 +68,8 @@ def _questions(syllabus: dict, settings: dict):
 
 
 def plan(syllabus: dict, settings: dict, template: Template) -> list:
+    settings = customise(settings, syllabus["node"], "questions")
+    extra = instructions(syllabus["node"], template)
     requests = []
     for subject, sample, index in _questions(syllabus, settings):
         sessions = subject["sessions"]
@@ -70,13 +82,16 @@ def plan(syllabus: dict, settings: dict, template: Template) -> list:
             sessions=", ".join(f"Session {i + 1} ({sessions[i]['title']})" for i in sample["sessions"]),
             concepts=bullets(sample["concepts"]),
             difficulty=sample["difficulty"],
+            instructions=extra,
         )
         requests.append(make_request(settings, messages, SCHEMA, "question", sample=index))
     return requests
 
 
 def assemble(syllabus: dict, outcomes: list, settings: dict) -> list[dict]:
+    settings = customise(settings, syllabus["node"], "questions")
     models = {**syllabus["models"], "questions": settings["llm"]["model"]}
+    custom = carried(syllabus["node"])  # the answers stage reads the node's customisation from here
     records = []
     for (subject, sample, _), outcome in zip(_questions(syllabus, settings), outcomes, strict=True):
         if not outcome.ok:
@@ -94,6 +109,7 @@ def assemble(syllabus: dict, outcomes: list, settings: dict) -> list[dict]:
                 "question": outcome.json()["question"].strip(),
                 "models": models,
                 "keys": {**subject["keys"], "questions": outcome.key},
+                **({"custom": custom} if custom else {}),
             }
         )
     return records

@@ -1,12 +1,15 @@
-"""Stage 1: per discipline, the subjects a student should learn, asked `queries` times and merged."""
+"""Stage 1: per discipline, the subjects a student should learn, asked `queries` times and merged.
+
+A discipline that pins its subjects in the taxonomy sends nothing: its pinned list is the artifact.
+"""
 
 from __future__ import annotations
 
 from glan.prompts import Template
-from glan.stages.common import array, make_request, record, text
+from glan.stages.common import array, customise, instructions, make_request, record, text
+from glan.taxonomy import LEVELS
 
-PLACEHOLDERS = {"discipline", "description", "path", "count"}
-LEVELS = ["high school", "undergraduate", "graduate", "professional"]
+PLACEHOLDERS = {"discipline", "description", "path", "count", "instructions"}
 
 
 def schema(settings: dict) -> dict:
@@ -19,11 +22,15 @@ def schema(settings: dict) -> dict:
 
 
 def plan(node: dict, settings: dict, template: Template) -> list:
+    if "subjects" in node:
+        return []
+    settings = customise(settings, node, "subjects")
     messages = template.render(
         discipline=node["name"],
         description=node["description"] or "(no description given)",
         path=" > ".join(node["path"]),
         count=settings["per_query"],
+        instructions=instructions(node, template),
     )
     return [
         make_request(settings, messages, schema(settings), "subjects", sample=i) for i in range(settings["queries"])
@@ -32,6 +39,10 @@ def plan(node: dict, settings: dict, template: Template) -> list:
 
 def assemble(node: dict, outcomes: list, settings: dict) -> dict:
     """Subjects named alike across queries are kept once (the first); GLAN kept shared subjects per discipline."""
+    if "subjects" in node:
+        pinned = [{**subject, "keys": {"subjects": None}} for subject in node["subjects"]]
+        return {"node": node, "models": {"subjects": None}, "subjects": pinned}
+    settings = customise(settings, node, "subjects")
     subjects, seen = [], set()
     for outcome in outcomes:
         if not outcome.ok:

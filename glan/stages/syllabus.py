@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from glan.prompts import Template
-from glan.stages.common import array, bullets, make_request, record, text
+from glan.stages.common import array, bullets, customise, instructions, make_request, record, text
 
-PLACEHOLDERS = {"discipline", "subject", "level", "subtopics", "sessions", "concepts"}
+PLACEHOLDERS = {"discipline", "subject", "level", "subtopics", "sessions", "concepts", "instructions"}
+# Pinned subjects may leave their subtopics to the model.
+OPEN_SUBTOPICS = "- (not given: cover what a course of this name usually covers)"
 
 
 def schema(settings: dict) -> dict:
@@ -18,16 +20,19 @@ def schema(settings: dict) -> dict:
 
 
 def plan(subjects: dict, settings: dict, template: Template) -> list:
+    node = subjects["node"]
+    settings = customise(settings, node, "syllabus")
     return [
         make_request(
             settings,
             template.render(
-                discipline=subjects["node"]["name"],
+                discipline=node["name"],
                 subject=subject["name"],
                 level=subject["level"],
-                subtopics=bullets(subject["subtopics"]),
+                subtopics=bullets(subject["subtopics"]) or OPEN_SUBTOPICS,
                 sessions=settings["sessions"],
                 concepts=settings["concepts_per_session"],
+                instructions=instructions(node, template),
             ),
             schema(settings),
             "syllabus",
@@ -37,6 +42,7 @@ def plan(subjects: dict, settings: dict, template: Template) -> list:
 
 
 def assemble(subjects: dict, outcomes: list, settings: dict) -> dict:
+    settings = customise(settings, subjects["node"], "syllabus")
     kept = [
         {**subject, "sessions": outcome.json()["sessions"], "keys": {**subject["keys"], "syllabus": outcome.key}}
         for subject, outcome in zip(subjects["subjects"], outcomes, strict=True)
