@@ -1,4 +1,5 @@
 from glan.config import stage_settings
+from glan.llm.slots import serve_for_run
 from glan.prompts import PromptError
 from glan.stages.run import check_prompts, planned_requests
 from glan.taxonomy import TaxonomyError, load_taxonomy, select, write_node_files
@@ -15,11 +16,16 @@ except (TaxonomyError, PromptError) as error:
     raise WorkflowError(str(error))
 
 
-# One cap on LLM requests in flight for the whole run, whatever runs at once (--cores, a cluster):
-# each stage job takes as many `llm_slots` as it has requests, at most the cap, and sends that many
-# at a time. `--resources llm_slots=N` on the command line or in a profile overrides the config.
+# Requests in flight for the whole run stay under llm.concurrency, however many jobs run at once.
+# Locally, jobs share one pool of request slots served by this process (glan/llm/slots.py), held
+# only while a request is in flight. On a cluster, each job takes a static share instead: as many
+# of Snakemake's global `llm_slots` as it has requests, at most the cap, sending that many at a time.
+# `--resources llm_slots=N` (command line or profile) sets that cluster pool apart from the config.
+CLUSTER = workflow.global_resources["_nodes"].value is not None
 if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
+if workflow.is_main_process and not CLUSTER:
+    serve_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
 
 
 def llm_slots(stage):
@@ -27,6 +33,8 @@ def llm_slots(stage):
     settings = stage_settings(config, stage)
 
     def slots(wildcards, input):
+        if not CLUSTER:
+            return 1
         return max(
             1, min(cap, planned_requests(stage, input.upstream, input.prompt, settings))
         )

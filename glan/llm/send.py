@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 
 import orjson
@@ -18,6 +19,7 @@ from glan.llm.cache import Entry, ReplyCache
 from glan.llm.limits import Limiter
 from glan.llm.request import Reply, Request
 from glan.llm.retry import RetryPolicy, TransientError, call_with_retries
+from glan.llm.slots import ENVIRONMENT, SlotClient
 from glan.llm.validate import reply_error
 
 log = logging.getLogger("glan")
@@ -68,6 +70,7 @@ async def send_all(
     limiter: Limiter,
     max_attempts: int,
     retry: RetryPolicy | None = None,
+    pool: SlotClient | None = None,
 ) -> tuple[list[Outcome], SendStats]:
     stats = SendStats(planned=len(requests))
     retry = retry or RetryPolicy()
@@ -78,17 +81,22 @@ async def send_all(
 
     async def ask(request: Request) -> Reply:
         async def once() -> Reply:
-            await limiter.acquire(estimated_tokens(request))
+            tokens = estimated_tokens(request)
+            await limiter.acquire(tokens)
+            rate_limited, retry_after = False, None
             try:
-                reply = await backend.complete(request)
+                if pool:
+                    await pool.acquire(tokens)
+                try:
+                    return await backend.complete(request)
+                finally:
+                    if pool:
+                        pool.release()
             except TransientError as error:
-                await limiter.release(error.rate_limited, error.retry_after)
+                rate_limited, retry_after = error.rate_limited, error.retry_after
                 raise
-            except BaseException:
-                await limiter.release()
-                raise
-            await limiter.release()
-            return reply
+            finally:
+                await limiter.release(rate_limited, retry_after)
 
         return await call_with_retries(once, retry, count_retry)
 
@@ -114,12 +122,26 @@ async def send_all(
     return list(outcomes), stats
 
 
-def job_limiter(settings: dict) -> Limiter:
-    """This job's share of the run: its granted slots, and that share of any per-minute budget."""
+def job_limiter(settings: dict, pooled: bool = False) -> Limiter:
+    """This job's own limits. With the run's slot pool, the pool holds the cap and the budgets;
+    without it (on a cluster), the job keeps to its granted `llm_slots` and that share of the budgets."""
     cap = settings.get("concurrency", 8)
+    if pooled:
+        return Limiter(cap)
     slots = settings.get("slots", cap)
     budgets = {k: v * slots / cap for k, v in settings.get("rate_limits", {}).items() if v}
     return Limiter(slots, **budgets)
+
+
+async def connect_pool() -> SlotClient | None:
+    address = os.environ.get(ENVIRONMENT)
+    if not address:
+        return None
+    try:
+        return await SlotClient.connect(address)
+    except OSError as error:
+        log.warning("slot pool at %s unreachable (%s): keeping to this job's llm_slots", address, error)
+        return None
 
 
 def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[Outcome], SendStats]:
@@ -127,17 +149,21 @@ def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[
 
     async def run():
         backend = make_backend(settings)
+        pool = await connect_pool()
         try:
             with ReplyCache(cache_dir) as cache:
                 return await send_all(
                     requests,
                     backend,
                     cache,
-                    job_limiter(settings),
+                    job_limiter(settings, pooled=pool is not None),
                     max_attempts=settings.get("max_attempts", 3),
                     retry=RetryPolicy.from_settings(settings),
+                    pool=pool,
                 )
         finally:
+            if pool:
+                await pool.close()
             await backend.aclose()
 
     return asyncio.run(run())

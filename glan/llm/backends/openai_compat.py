@@ -1,14 +1,13 @@
 """Any OpenAI-compatible chat-completions endpoint: OpenAI, Azure's v1 API, vLLM, llama.cpp server, Ollama.
 
 The endpoint and key come from OPENAI_BASE_URL and OPENAI_API_KEY, as the openai client reads them.
-The key authenticates; it is never part of the identity, the cache or the logs.
+The key authenticates; it is never part of the identity, the cache or the logs. The client (and
+the openai package, slow to import) is made at the first cache miss: a cached job never loads it.
 """
 
 from __future__ import annotations
 
 import os
-
-import openai
 
 from glan.llm.request import Reply, Request
 from glan.llm.retry import EndpointError, TransientError
@@ -16,16 +15,32 @@ from glan.llm.retry import EndpointError, TransientError
 OPENAI_SAMPLING = {"temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty"}
 
 
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+
 class OpenAIBackend:
     def __init__(self, settings: dict):
-        self.client = openai.AsyncOpenAI(
-            api_key=os.environ.get("OPENAI_API_KEY") or "no-key",
-            timeout=settings.get("timeout", 120),
-            max_retries=0,  # glan.llm.retry retries, the same way for every backend
-        )
-        self.identity = settings.get("endpoint") or "openai:" + str(self.client.base_url).rstrip("/")
+        self.timeout = settings.get("timeout", 120)
+        self.base_url = (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.identity = settings.get("endpoint") or f"openai:{self.base_url}"
+        self._client = None
+
+    @property
+    def client(self):
+        if self._client is None:
+            import openai
+
+            self._client = openai.AsyncOpenAI(
+                api_key=os.environ.get("OPENAI_API_KEY") or "no-key",
+                base_url=self.base_url,
+                timeout=self.timeout,
+                max_retries=0,  # glan.llm.retry retries, the same way for every backend
+            )
+        return self._client
 
     async def complete(self, request: Request) -> Reply:
+        import openai
+
         sampling = {k: v for k, v in request.params.items() if k in OPENAI_SAMPLING}
         extra = {k: v for k, v in request.params.items() if k not in OPENAI_SAMPLING and k != "seed"}
         kwargs = {}
@@ -65,7 +80,8 @@ class OpenAIBackend:
         )
 
     async def aclose(self) -> None:
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()
 
 
 def _retry_after(response) -> float | None:
