@@ -15,6 +15,7 @@ include: "rules/syllabus.smk"
 include: "rules/questions.smk"
 include: "rules/answers.smk"
 include: "rules/dataset.smk"
+include: "rules/taxonomy.smk"
 
 
 rule all:

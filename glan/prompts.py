@@ -1,4 +1,8 @@
-"""Prompt templates: YAML files with `system` and `user` parts and strict `{{ name }}` placeholders."""
+"""Prompt templates: YAML files with `system` and `user` parts and strict `{{ name }}` placeholders.
+
+A template may also list `variants`: alternative wordings of one instruction, asked in turn
+through a `{{ variant }}` placeholder (the taxonomy proposal asks "from several prompts", as GLAN did).
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,14 @@ class Template:
             raise PromptError(f"{self.path}: not valid YAML: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("user"), str):
             raise PromptError(f"{self.path}: a prompt needs a `user` text (and may have a `system` text)")
-        unknown = set(data) - set(PARTS)
+        unknown = set(data) - {*PARTS, "variants"}
         if unknown:
-            raise PromptError(f"{self.path}: unknown keys {sorted(unknown)}; allowed: {list(PARTS)}")
+            raise PromptError(f"{self.path}: unknown keys {sorted(unknown)}; allowed: {[*PARTS, 'variants']}")
         self.parts = {part: data[part] for part in PARTS if data.get(part)}
+        variants = data.get("variants", [])
+        if not isinstance(variants, list) or not all(isinstance(v, str) and v.strip() for v in variants):
+            raise PromptError(f"{self.path}: `variants` must be a list of non-empty texts")
+        self.variants = [v.strip() for v in variants]
 
     @property
     def placeholders(self) -> set[str]:

@@ -10,6 +10,7 @@ from glan.stages.common import array, customise, instructions, make_request, rec
 from glan.taxonomy import LEVELS
 
 PLACEHOLDERS = {"discipline", "description", "path", "count", "instructions"}
+PINNED = "pinned"  # the "model" of pinned subjects in provenance: taxonomy.yaml, not an LLM; their key is None
 
 
 def schema(settings: dict) -> dict:
@@ -41,7 +42,7 @@ def assemble(node: dict, outcomes: list, settings: dict) -> dict:
     """Subjects named alike across queries are kept once (the first); GLAN kept shared subjects per discipline."""
     if "subjects" in node:
         pinned = [{**subject, "keys": {"subjects": None}} for subject in node["subjects"]]
-        return {"node": node, "models": {"subjects": None}, "subjects": pinned}
+        return {"node": node, "models": {"subjects": PINNED}, "subjects": pinned}
     settings = customise(settings, node, "subjects")
     subjects, seen = [], set()
     for outcome in outcomes:

@@ -1,0 +1,132 @@
+"""`glan`: the taxonomy commands next to the Snakemake build.
+
+    glan plan      what a build would send (per node and stage), its tokens and cost, and what changed
+    glan inspect   the taxonomy as a tree with built counts per node; validates it
+    glan review    accept or reject proposed nodes (results/taxonomy/proposed.yaml) into taxonomy.yaml
+
+Proposals themselves are a Snakemake target: `snakemake --cores 2 results/taxonomy/proposed.yaml`.
+Run from the workflow directory (or pass -d); `--configfile` takes the same overlays as snakemake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-d", "--directory", default=".", help="the workflow directory (default: here)")
+    parser.add_argument(
+        "--configfile", nargs="+", default=[], metavar="FILE", help="config overlays, as given to snakemake"
+    )
+
+
+def cmd_plan(args) -> int:
+    from glan.plan import build_plan, format_plan
+
+    document = build_plan(args.directory, args.configfile)
+    if args.json:
+        sys.stdout.write(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print("\n".join(format_plan(document, all_nodes=args.all)))
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from glan.inspection import summary, tree
+    from glan.plan import load_config
+    from glan.taxonomy import iter_nodes, leaves, load_taxonomy, select
+
+    directory = Path(args.directory)
+    config = load_config(directory, args.configfile)
+    taxonomy = Path(args.taxonomy) if args.taxonomy else directory / config["taxonomy"]
+    roots = load_taxonomy(taxonomy)
+    selected = set(select([leaf.id for leaf in leaves(roots)], config.get("select") or []))
+    if args.node and args.node not in {n.id for n in iter_nodes(roots)}:
+        print(f"{taxonomy}: no node with the id {args.node!r}", file=sys.stderr)
+        return 1
+    print("\n".join(tree(roots, directory / "results/nodes", selected, args.depth, args.node)))
+    print()
+    print("\n".join(summary(roots)))
+    return 0
+
+
+def cmd_review(args) -> int:
+    from glan.review import listing, review
+
+    directory = Path(args.directory)
+    proposal = Path(args.proposal) if args.proposal else directory / "results/taxonomy/proposed.yaml"
+    if args.taxonomy:
+        taxonomy = Path(args.taxonomy)
+    else:
+        from glan.plan import load_config
+
+        taxonomy = directory / load_config(directory, args.configfile)["taxonomy"]
+    if args.list:
+        print("\n".join(listing(proposal, taxonomy)))
+        return 0
+    interactive = not (args.all or args.accept)
+    if interactive and not sys.stdin.isatty() and not args.interactive:
+        print("review: give --accept ID..., --all, or --list (or --interactive to answer from stdin)", file=sys.stderr)
+        return 2
+    review(
+        proposal,
+        taxonomy,
+        accept=args.accept,
+        reject=args.reject,
+        everything=args.all,
+        interactive=interactive,
+        dry_run=args.dry_run,
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="glan", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    commands = main.add_subparsers(dest="command", required=True)
+
+    plan = commands.add_parser("plan", help="requests, tokens and cost a build would spend; what changed")
+    _config_args(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument("--all", action="store_true", help="list nodes with nothing to send too")
+    plan.set_defaults(run=cmd_plan)
+
+    inspect = commands.add_parser("inspect", help="the taxonomy as a tree with built counts; validates it")
+    _config_args(inspect)
+    inspect.add_argument("--taxonomy", help="the taxonomy file (default: the config's `taxonomy`)")
+    inspect.add_argument("--depth", type=int, help="print this many levels")
+    inspect.add_argument("--node", help="print the subtree of this node id")
+    inspect.set_defaults(run=cmd_inspect)
+
+    review = commands.add_parser("review", help="accept proposed nodes into taxonomy.yaml")
+    _config_args(review)
+    review.add_argument("--proposal", help="default: results/taxonomy/proposed.yaml")
+    review.add_argument("--taxonomy", help="default: the config's `taxonomy`")
+    review.add_argument("--accept", nargs="+", default=[], metavar="ID", help="accept these nodes and their subtrees")
+    review.add_argument("--reject", nargs="+", default=[], metavar="ID", help="reject these nodes and their subtrees")
+    review.add_argument("--all", action="store_true", help="accept every new node (less --reject)")
+    review.add_argument("--list", action="store_true", help="list the new nodes and their ids")
+    review.add_argument("--interactive", action="store_true", help="ask node by node even without a terminal")
+    review.add_argument("--dry-run", action="store_true", help="print what would change, write nothing")
+    review.set_defaults(run=cmd_review)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from glan.prompts import PromptError
+    from glan.review import ReviewError
+    from glan.taxonomy import TaxonomyError
+
+    try:
+        return args.run(args)
+    except (TaxonomyError, PromptError, ReviewError) as error:
+        print(f"glan {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""Review a taxonomy proposal: accept or reject its new nodes into taxonomy.yaml, keeping comments and order.
+
+taxonomy.yaml is edited with ruamel.yaml's round-trip mode, which keeps every comment, the key
+order, the quoting and (with the file's own indentation, detected) the layout of untouched lines;
+accepted nodes are appended at the end of their parent's children. As in GLAN's human review,
+rejecting a node rejects its subtree, and a node can only be accepted with its new ancestors.
+Status is recomputed against the current taxonomy, so a proposal reviewed twice adds nothing twice.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from glan.io import write_bytes_atomic
+from glan.taxonomy import TaxonomyError, iter_nodes, load_taxonomy, parse_taxonomy, slugify
+
+
+class ReviewError(ValueError):
+    pass
+
+
+@dataclass
+class Candidate:
+    """A node of the proposal; `new` when taxonomy.yaml has no node with its id."""
+
+    id: str
+    name: str
+    description: str
+    new: bool
+    parent: Candidate | None
+    votes: int = 0
+    elsewhere: list[str] = field(default_factory=list)
+    children: list[Candidate] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        names, node = [], self
+        while node is not None:
+            names.append(node.name)
+            node = node.parent
+        return " > ".join(reversed(names))
+
+    def subtree(self):
+        yield self
+        for child in self.children:
+            yield from child.subtree()
+
+
+def load_proposal(path: str | Path, existing: set[str]) -> list[Candidate]:
+    """The proposal's nodes as a tree, `new` judged against the ids of the current taxonomy."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ReviewError(
+            f"{path}: cannot read the proposal ({exc.strerror}); make one with "
+            "`snakemake --cores 2 results/taxonomy/proposed.yaml`"
+        ) from exc
+    if not isinstance(document, dict) or not isinstance(document.get("taxonomy"), list):
+        raise ReviewError(f"{path}: not a proposal: expected a top-level `taxonomy` list")
+
+    def build(items, parent: Candidate | None) -> list[Candidate]:
+        nodes = []
+        for item in items or []:
+            parent_id = parent.id if parent else ""
+            node_id = item.get("id") or "/".join(filter(None, [parent_id, slugify(item["name"])]))
+            node = Candidate(
+                id=node_id,
+                name=item["name"],
+                description=item.get("description") or "",
+                new=node_id not in existing,
+                parent=parent,
+                votes=item.get("votes", 0),
+                elsewhere=item.get("elsewhere") or [],
+            )
+            node.children = build(item.get("children"), node)
+            nodes.append(node)
+        return nodes
+
+    return build(document["taxonomy"], None)
+
+
+def walk(nodes: list[Candidate]):
+    for node in nodes:
+        yield from node.subtree()
+
+
+def new_nodes(nodes: list[Candidate]) -> list[Candidate]:
+    return [n for n in walk(nodes) if n.new]
+
+
+def _close(accepted: set[str], by_id: dict[str, Candidate]) -> set[str]:
+    """Keep only nodes whose new ancestors are all accepted: rejecting a node rejects its subtree."""
+    kept = set()
+    for node_id in accepted:
+        node, ok = by_id[node_id].parent, True
+        while node is not None and ok:
+            ok = not node.new or node.id in accepted
+            node = node.parent
+        if ok:
+            kept.add(node_id)
+    return kept
+
+
+def choose(
+    nodes: list[Candidate],
+    accept: list[str] = (),
+    reject: list[str] = (),
+    everything: bool = False,
+    answered: set[str] = frozenset(),
+) -> set[str]:
+    """Accepted ids: `answered` as they are (interactive answers), each `accept` id with its new subtree and
+    its new ancestors, all new nodes with `everything`; a `reject` id drops its subtree, whatever else said."""
+    by_id = {n.id: n for n in walk(nodes)}
+    unknown = [i for i in [*accept, *reject] if i not in by_id]
+    if unknown:
+        raise ReviewError(f"no node of the proposal has the id(s) {unknown}; ids are listed by `glan review --list`")
+    accepted = {n.id for n in new_nodes(nodes)} if everything else set(answered)
+    for node_id in accept:
+        accepted |= {n.id for n in by_id[node_id].subtree() if n.new}
+        parent = by_id[node_id].parent
+        while parent is not None:
+            if parent.new:
+                accepted.add(parent.id)
+            parent = parent.parent
+    for node_id in reject:
+        accepted -= {n.id for n in by_id[node_id].subtree()}
+    return _close(accepted, by_id)
+
+
+def ask(nodes: list[Candidate], read: Callable[[str], str], write: Callable[[str], None]) -> set[str]:
+    """One question per new node, in order; a rejected node's subtree is not asked about."""
+    candidates = new_nodes(nodes)
+    accepted: set[str] = set()
+    whole: set[str] = set()  # subtrees accepted with [a]
+    for index, node in enumerate(candidates, 1):
+        if node.parent is not None and node.parent.new and node.parent.id not in accepted:
+            continue
+        if any(node.id.startswith(root + "/") for root in whole):
+            accepted.add(node.id)
+            continue
+        write(f"\n[{index}/{len(candidates)}] {node.label}  ({node.id}, votes {node.votes})")
+        if node.description:
+            write(f"    {node.description}")
+        if node.elsewhere:
+            write(f"    also in the taxonomy as: {', '.join(node.elsewhere)}")
+        while True:
+            answer = read("    accept? [y]es  [n]o (drops its subtree)  [a]ll of its subtree  [s]top here > ")
+            answer = (answer or "").strip().lower()[:1]
+            if answer in ("y", "n", "a", "s"):
+                break
+            write("    please answer y, n, a or s")
+        if answer == "s":
+            break
+        if answer in ("y", "a"):
+            accepted.add(node.id)
+        if answer == "a":
+            whole.add(node.id)
+    return accepted
+
+
+# --- editing taxonomy.yaml -----------------------------------------------------------------------
+
+
+def _round_trip(text: str):
+    """A ruamel YAML set to the file's own indentation (the one that dumps the file back unchanged), and the
+    document it loaded; with none of the usual indentations, the first (untouched lines may be re-indented)."""
+    best = None
+    for mapping, sequence, offset in ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (2, 3, 1)):
+        handler = YAML()
+        handler.preserve_quotes = True
+        handler.width = 4096
+        handler.indent(mapping=mapping, sequence=sequence, offset=offset)
+        best = best or handler
+        out = io.StringIO()
+        handler.dump(handler.load(text), out)
+        if out.getvalue() == text:
+            return handler, handler.load(text)
+    return best, best.load(text)
+
+
+def _last_slot(node):
+    """(container, key) of the last scalar in `node`: where ruamel keeps the comment lines that follow it."""
+    while isinstance(node, (CommentedMap, CommentedSeq)) and len(node):
+        key = list(node.keys())[-1] if isinstance(node, CommentedMap) else len(node) - 1
+        if isinstance(node[key], (CommentedMap, CommentedSeq)) and len(node[key]):
+            node = node[key]
+            continue
+        return node, key
+    return None
+
+
+def _move_trailing_comment(previous, new) -> None:
+    """Comments after a list's last item belong to what follows the list: keep them after the appended item."""
+    source, target = _last_slot(previous), _last_slot(new)
+    if source is None or target is None:
+        return
+    container, key = source
+    entry = container.ca.items.get(key)
+    position = 0 if isinstance(container, CommentedSeq) else 2
+    if not entry or entry[position] is None:
+        return
+    token, entry[position] = entry[position], None
+    target_container, target_key = target
+    slot = [None, None, None, None]
+    slot[0 if isinstance(target_container, CommentedSeq) else 2] = token
+    target_container.ca.items[target_key] = slot
+
+
+def _mapping(node: Candidate, accepted: set[str]) -> CommentedMap:
+    entry = CommentedMap()
+    entry["name"] = node.name
+    if node.description:
+        entry["description"] = node.description
+    children = [c for c in node.children if c.id in accepted]
+    if children:
+        entry["children"] = CommentedSeq(_mapping(c, accepted) for c in children)
+    return entry
+
+
+def _find(document, node_id: str):
+    """The mapping of the node with this id in the round-trip document."""
+    items, found = document["taxonomy"], None
+    for depth, slug in enumerate(node_id.split("/")):
+        found = next((i for i in items or [] if slugify(str(i.get("name", ""))) == slug), None)
+        if found is None:
+            raise ReviewError(f"taxonomy.yaml has no node {'/'.join(node_id.split('/')[: depth + 1])!r}")
+        items = found.get("children")
+    return found
+
+
+@dataclass
+class Change:
+    id: str
+    label: str
+    disciplines: int  # leaves added with this node (itself if it is one)
+    became_parent: str | None = None  # an existing discipline that now has children
+
+
+def apply(taxonomy: str | Path, nodes: list[Candidate], accepted: set[str]) -> tuple[str, list[Change]]:
+    """The new text of taxonomy.yaml with the accepted nodes appended, and the list of what was added."""
+    path = Path(taxonomy)
+    text = path.read_text(encoding="utf-8")
+    handler, document = _round_trip(text)
+    changes = []
+    for node in walk(nodes):
+        if node.id not in accepted or (node.parent is not None and node.parent.id in accepted):
+            continue  # only the top of each accepted subtree is inserted; its accepted children come with it
+        if node.parent is None:
+            siblings = document["taxonomy"]
+            became = None
+        else:
+            parent = _find(document, node.parent.id)
+            became = node.parent.id if not parent.get("children") else None
+            if not parent.get("children"):
+                parent["children"] = CommentedSeq()
+            siblings = parent["children"]
+        entry = _mapping(node, accepted)
+        if len(siblings):
+            _move_trailing_comment(siblings[-1], entry)
+        siblings.append(entry)
+        added = [n for n in node.subtree() if n.id in accepted]
+        leaves = [n for n in added if not any(c.id in accepted for c in n.children)]
+        changes.append(Change(node.id, node.label, len(leaves), became))
+    out = io.StringIO()
+    handler.dump(document, out)
+    new_text = out.getvalue()
+    try:
+        parse_taxonomy(new_text, str(path))
+    except TaxonomyError as exc:
+        raise ReviewError(f"the reviewed taxonomy would not be valid, nothing written: {exc}") from exc
+    return new_text, changes
+
+
+def describe(changes: list[Change], accepted: set[str], nodes: list[Candidate], taxonomy: str) -> list[str]:
+    lines = []
+    for change in changes:
+        lines.append(f"+ {change.id}  ({change.label}; {change.disciplines} discipline(s))")
+        if change.became_parent:
+            lines.append(
+                f"! {change.became_parent} was a discipline and now has children: it is no longer built itself, "
+                "its new children are"
+            )
+    rejected = len(new_nodes(nodes)) - len(accepted)
+    total = sum(c.disciplines for c in changes)
+    lines.append(
+        f"{len(accepted)} node(s) accepted into {taxonomy} ({total} new discipline(s)), {rejected} not accepted"
+        if accepted
+        else f"nothing accepted; {taxonomy} is unchanged"
+    )
+    return lines
+
+
+def review(
+    proposal: str | Path,
+    taxonomy: str | Path,
+    accept: list[str] = (),
+    reject: list[str] = (),
+    everything: bool = False,
+    interactive: bool = False,
+    dry_run: bool = False,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], None] = print,
+) -> list[Change]:
+    existing = {n.id for n in iter_nodes(load_taxonomy(taxonomy))}
+    nodes = load_proposal(proposal, existing)
+    if not new_nodes(nodes):
+        write(f"{proposal}: no node that {taxonomy} does not already have")
+        return []
+    if interactive:
+        accepted = choose(nodes, reject=list(reject), answered=ask(nodes, read, write))
+    else:
+        accepted = choose(nodes, list(accept), list(reject), everything)
+    if not accepted:
+        write(f"nothing accepted; {taxonomy} is unchanged")
+        return []
+    text, changes = apply(taxonomy, nodes, accepted)
+    for line in describe(changes, accepted, nodes, str(taxonomy)):
+        write(line)
+    if dry_run:
+        write("(dry run: nothing written)")
+    else:
+        write_bytes_atomic(taxonomy, text.encode("utf-8"))
+    return changes
+
+
+def listing(proposal: str | Path, taxonomy: str | Path) -> list[str]:
+    """The proposal's new nodes, one per line, indented by depth: ids to pass to --accept/--reject."""
+    existing = {n.id for n in iter_nodes(load_taxonomy(taxonomy))}
+    nodes = load_proposal(proposal, existing)
+    lines = []
+    for node in new_nodes(nodes):
+        depth = node.id.count("/")
+        lines.append(f"{'  ' * depth}{node.id}  (votes {node.votes}) {node.description}".rstrip())
+    return lines or [f"{proposal}: no node that {taxonomy} does not already have"]
