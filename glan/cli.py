@@ -117,13 +117,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from snakemake.exceptions import WorkflowError
+
     from glan.prompts import PromptError
     from glan.review import ReviewError
     from glan.taxonomy import TaxonomyError
 
     try:
         return args.run(args)
-    except (TaxonomyError, PromptError, ReviewError) as error:
+    except (TaxonomyError, PromptError, ReviewError, WorkflowError, OSError) as error:
         print(f"glan {args.command}: {error}", file=sys.stderr)
         return 1
 
