@@ -1,3 +1,5 @@
+import os
+
 from glan.config import stage_settings
 from glan.llm.slots import serve_for_run
 from glan.prompts import PromptError
@@ -35,6 +37,10 @@ def llm_slots(stage):
     def slots(wildcards, input):
         if not CLUSTER:
             return 1
+        # A job grouped with its upstream (profiles/slurm) is submitted before that upstream
+        # exists: its share is unknown, so the group claims the whole cap.
+        if not os.path.exists(input.upstream):
+            return cap
         return max(
             1, min(cap, planned_requests(stage, input.upstream, input.prompt, settings))
         )

@@ -1,0 +1,103 @@
+"""The workflow through `--profile profiles/slurm` on a real single-node Slurm (tests/slurm_cluster.py).
+
+Jobs go through sbatch to slurmd on this host, which stands in for a compute node: the temp copy
+of the workflow (and its cache) is the "shared filesystem", the loopback FakeLLM the endpoint.
+Slurm is a hard requirement: without its binaries this test fails (install them with
+.ci/install-slurm); it never skips.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+from conftest import Workflow
+from slurm_cluster import SlurmCluster, missing_binaries
+
+from glan.fake_server import FakeLLM
+from glan.llm.cache import ReplyCache
+
+REQUESTS = 66  # three disciplines at the tiny scale: 22 requests each (see test_incremental.py)
+DISCIPLINES = 3
+CAP = 4  # llm.concurrency: requests in flight across all jobs
+
+
+@pytest.fixture
+def slurm():
+    missing = missing_binaries()
+    if missing:
+        pytest.fail(f"Slurm is not installed (missing {', '.join(missing)}): run .ci/install-slurm as root")
+    cluster = SlurmCluster()
+    with cluster:
+        yield cluster
+    assert all(p.poll() is not None for p in cluster._processes.values())  # stop() left nothing running
+
+
+def run_on_slurm(workflow: Workflow, cluster: SlurmCluster, *args: str):
+    # The plugin waits 40 s before its first status check by default: fine on a real cluster, slow here.
+    command, env = workflow.command(
+        "--profile", "profiles/slurm", "--slurm-init-seconds-before-status-checks", "1", *args
+    )
+    env.update(cluster.env)
+    result = subprocess.run(command, cwd=workflow.dir, env=env, capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"snakemake --profile profiles/slurm failed ({result.returncode}):\n"
+            f"{result.stdout}\n{result.stderr}\n{cluster.logs()}"
+        )
+    return result
+
+
+def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tmp_path, slurm):
+    with FakeLLM() as server:
+        (tmp_path / "local").mkdir()
+        local = Workflow(tmp_path / "local", server)
+        local.run()
+        reference = local.dataset()
+
+    with FakeLLM(latency=0.05) as server:
+        (tmp_path / "cluster").mkdir()
+        workflow = Workflow(tmp_path / "cluster", server)
+        workflow.overlay["llm"]["concurrency"] = CAP
+        started = time.monotonic()
+        result = run_on_slurm(workflow, slurm)
+        elapsed = time.monotonic() - started
+        log = result.stdout + result.stderr
+
+        # Every request went out once, from jobs on the "compute node", and the dataset is the local one.
+        assert server.count == REQUESTS
+        assert workflow.dataset() == reference
+        # The global cap held across Slurm jobs (a group job claims llm_slots for all its stages).
+        assert server.max_in_flight <= CAP
+
+        # The jobs really went through sbatch: each id Snakemake reports is in Slurm's own records.
+        submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/([^/]+)/", log)
+        records = {job["JobId"]: job for job in slurm.completed_jobs()}
+        assert submitted and all(records[job_id]["JobState"] == "COMPLETED" for job_id, _ in submitted)
+        assert records.keys() == {job_id for job_id, _ in submitted}
+        for job_id, _ in submitted:
+            shown = slurm.client("scontrol", "show", "job", job_id).stdout
+            assert f"JobId={job_id}" in shown and "JobState=COMPLETED" in shown and f"NodeList={slurm.node}" in shown
+        # Grouping: one job per discipline for its four stages, one for the whole-dataset rules.
+        kinds = [kind for _, kind in submitted]
+        per_discipline = [k for k in kinds if k.startswith("group_discipline_")]
+        whole_dataset = [k for k in kinds if k.startswith("group_finish_")]
+        assert (len(per_discipline), len(whole_dataset), len(kinds)) == (DISCIPLINES, 1, DISCIPLINES + 1), kinds
+        print(f"\nSlurm build: {len(submitted)} jobs {kinds} in {elapsed:.0f} s")
+
+        # Nothing left to do through Slurm either, and nothing is sent again.
+        server.reset()
+        again = run_on_slurm(workflow, slurm)
+        assert "Nothing to be done" in again.stdout + again.stderr
+        assert server.count == 0
+
+        # The cache the compute nodes wrote is the one a local run reads: a local rebuild sends nothing.
+        with ReplyCache(workflow.path("cache")) as cache:
+            assert len(cache) == REQUESTS
+        shutil.rmtree(workflow.path("results"))
+        workflow.run()
+        assert server.count == 0
+        assert workflow.dataset() == reference
