@@ -4,9 +4,10 @@ Its state (munge key and socket, state, spool, logs) lives in one temp dir and t
 free ports. The config goes where every Slurm client looks for it, /etc/slurm/slurm.conf, as on any
 cluster: the executor plugin's job steps call `srun` with SLURM_* variables (SLURM_CONF too) removed.
 The file is marked as ours and removed on stop; a slurm.conf that is not ours is never overwritten.
-The daemons run as root: slurmd must, to start jobs as their users. Install the binaries with `.ci/install-slurm` (Debian's
-slurm-wlm 22.05 and munge). Accounting is off (no slurmdbd): job status comes from `squeue`, and
-finished jobs are recorded in the job completion log (`jobcomp/filetxt`), read by `completed_jobs`.
+The daemons run as root: slurmd must, to start jobs as their users. Install the binaries with
+`.ci/install-slurm` (Debian's slurm-wlm 22.05 and munge). Accounting is off (no slurmdbd): job
+status comes from `squeue`, and finished jobs are recorded in the job completion log
+(`jobcomp/filetxt`), read by `completed_jobs`.
 
 Run by hand: `python tests/slurm_cluster.py` starts a cluster, prints its SLURM_CONF and waits
 for Ctrl-C, then stops it.
