@@ -9,6 +9,9 @@ configfile: "config/config.yaml"
 validate(config, "config/schema.yaml")
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/subjects.smk"
 include: "rules/syllabus.smk"
@@ -16,8 +19,13 @@ include: "rules/questions.smk"
 include: "rules/answers.smk"
 include: "rules/dataset.smk"
 include: "rules/taxonomy.smk"
+include: "rules/clean.smk"
+include: "rules/export.smk"
+include: "rules/report.smk"
 
 
 rule all:
     input:
         "results/dataset.jsonl",
+        rules.export.output,
+        rules.plots.output,

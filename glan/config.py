@@ -28,3 +28,19 @@ def stage_settings(config: dict, stage: str) -> dict:
     llm = stage_llm(config, stage)
     own = {k: v for k, v in config["stages"][stage].items() if k != "llm"}
     return _sorted({"llm": {k: llm[k] for k in REPLY_LLM_KEYS if k in llm}, "seed": config["seed"], **own})
+
+
+def config_slice(config: dict, *path: str):
+    """A nested config section with sorted keys, for params: reordering the config file re-runs nothing."""
+    value = config
+    for key in path:
+        value = value[key]
+    return _sorted_deep(value)
+
+
+def _sorted_deep(value):
+    if isinstance(value, dict):
+        return {k: _sorted_deep(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_deep(v) for v in value]
+    return value

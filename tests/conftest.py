@@ -13,7 +13,7 @@ import yaml
 from glan.fake_server import FakeLLM
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "prompts", "config", "envs", "profiles"]
+WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "prompts", "config", "envs", "profiles", "report"]
 API_KEY = "sk-test-SECRET-do-not-store-0123456789"
 
 THREE_DISCIPLINES = {

@@ -1,0 +1,127 @@
+"""What the dataset cost: tokens and estimated money per stage, model and node, and how the last run used the cache.
+
+Tokens come from the cached reply behind every provenance key of the dataset's records (each key counted
+once, however many records share it: a subjects reply feeds many questions). That is the cost of the
+replies the dataset is made of; rejected replies and items that produced no record are not in it (the
+stage logs count those). Money is tokens times the config's price table, per million tokens; a model
+missing from the table is listed as unpriced rather than guessed.
+
+The cache hit rate comes from the stage logs: each stage job logs one line such as
+`answers: planned=8 cached=8 sent=0 ...`; the latest line of every log is summed per stage. So it
+describes the latest run of every job, which after an incremental build mixes old and new jobs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from glan.config import STAGES
+from glan.llm.cache import ReplyCache
+
+COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def _empty() -> dict:
+    return {**dict.fromkeys(COUNTERS, 0), "cost": 0.0}
+
+
+def price_of(model: str, usage: dict, prices: dict) -> float | None:
+    price = prices.get(model)
+    if price is None:
+        return None
+    return (
+        usage.get("prompt_tokens", 0) * price.get("input_per_mtok", 0)
+        + usage.get("completion_tokens", 0) * price.get("output_per_mtok", 0)
+    ) / 1e6
+
+
+def account(records: list[dict], cache_dir: str | Path, prices: dict) -> dict:
+    """Totals per stage, model and node of the replies behind `records`, with estimated cost."""
+    seen: set[str] = set()
+    totals = _empty()
+    by_stage = {stage: _empty() for stage in STAGES}
+    by_model: dict[str, dict] = {}
+    by_node: dict[str, dict] = {}
+    missing: dict[str, int] = dict.fromkeys(STAGES, 0)
+    unpriced: set[str] = set()
+    with ReplyCache(cache_dir) as cache:
+        for record in records:
+            provenance = record["provenance"]
+            for stage in STAGES:
+                key = provenance["keys"].get(stage)
+                if key is None or key in seen:
+                    continue
+                seen.add(key)
+                entry = cache.get(key)
+                if entry is None:
+                    missing[stage] += 1
+                    continue
+                usage = entry.reply.usage or {}
+                model = provenance["models"][stage]
+                cost = price_of(model, usage, prices)
+                if cost is None:
+                    unpriced.add(model)
+                for bucket in (
+                    totals,
+                    by_stage[stage],
+                    by_model.setdefault(model, _empty()),
+                    by_node.setdefault(provenance["node"], _empty()),
+                ):
+                    bucket["requests"] += 1
+                    bucket["prompt_tokens"] += usage.get("prompt_tokens", 0)
+                    bucket["completion_tokens"] += usage.get("completion_tokens", 0)
+                    bucket["total_tokens"] += usage.get(
+                        "total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
+                    )
+                    bucket["cost"] += cost or 0.0
+    for bucket in (totals, *by_stage.values(), *by_model.values(), *by_node.values()):
+        bucket["cost"] = round(bucket["cost"], 6)
+    return {
+        "records": len(records),
+        "totals": totals,
+        "by_stage": by_stage,
+        "by_model": dict(sorted(by_model.items())),
+        "by_node": by_node,
+        "prices": {model: prices[model] for model in sorted(by_model) if model in prices},
+        "unpriced_models": sorted(unpriced),
+        "missing_from_cache": missing,
+    }
+
+
+SUMMARY = re.compile(r"\b(\w+): ((?:\w+=\d+\s*)+)$")
+PAIR = re.compile(r"(\w+)=(\d+)")
+
+
+def read_summary(path: str | Path) -> tuple[str, dict[str, int]] | None:
+    """The last `stage: key=value ...` line of a stage log, parsed; None if the job logged none."""
+    found = None
+    for line in Path(path).read_text(errors="replace").splitlines():
+        match = SUMMARY.search(line)
+        if match and match.group(1) in STAGES:
+            found = (match.group(1), {k: int(v) for k, v in PAIR.findall(match.group(2))})
+    return found
+
+
+def run_stats(log_paths: list[str | Path]) -> dict:
+    """Send counters summed per stage over the latest run of every job, with the cache hit rate."""
+    by_stage: dict[str, dict[str, int]] = {stage: {"jobs": 0} for stage in STAGES}
+    for path in log_paths:
+        if not Path(path).exists():
+            continue
+        summary = read_summary(path)
+        if summary is None:
+            continue
+        stage, counters = summary
+        bucket = by_stage[stage]
+        bucket["jobs"] += 1
+        for key, value in counters.items():
+            bucket[key] = bucket.get(key, 0) + value
+    totals: dict[str, int] = {}
+    for bucket in by_stage.values():
+        for key, value in bucket.items():
+            totals[key] = totals.get(key, 0) + value
+    for bucket in (*by_stage.values(), totals):
+        looked_up = bucket.get("cached", 0) + bucket.get("sent", 0)
+        bucket["hit_rate"] = round(bucket.get("cached", 0) / looked_up, 4) if looked_up else None
+    return {"by_stage": by_stage, "totals": totals}

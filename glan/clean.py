@@ -1,0 +1,230 @@
+"""Cleaning the dataset: duplicate questions out, benchmark leaks out, and a file saying what went and why.
+
+Both steps keep records in dataset order and decide record by record in that order, so the result
+is a function of the input alone: the first of several duplicates stays, later ones go.
+
+- Exact duplicates: the same question after Unicode NFKC, case folding and whitespace collapsing.
+- Near duplicates: MinHash over token shingles with LSH candidates (datasketch); a candidate counts when the
+  estimated Jaccard similarity of the shingle sets reaches `near_threshold`. Only kept records are indexed,
+  so `duplicate_of` always names a record that is in the output.
+- Contamination: word n-grams of every benchmark text the config points to; a record goes when some benchmark
+  text has at least `threshold` of its n-grams inside the record's question (or answer, if asked). That is
+  "the pair contains the benchmark question", which is what GLAN removed. Texts shorter than `ngram` words
+  use their own length as n; texts shorter than `min_words` are skipped as too short to tell a leak from a
+  common phrase.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+WORDS = re.compile(r"\w+")
+TOKENS = re.compile(r"\w+|[^\w\s]")  # operators and punctuation count in near-duplicate questions ("2+3" vs "2-3")
+
+
+def question(record: dict) -> str:
+    return next(m["content"] for m in record["messages"] if m["role"] == "user")
+
+
+def answer(record: dict) -> str:
+    return next(m["content"] for m in record["messages"] if m["role"] == "assistant")
+
+
+TEXTS = {"question": question, "answer": answer}
+
+
+def _fold(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).casefold()
+
+
+def exact_key(text: str) -> str:
+    return " ".join(_fold(text).split())
+
+
+def words(text: str) -> list[str]:
+    return WORDS.findall(_fold(text))
+
+
+def shingles(text: str, size: int) -> set[str]:
+    tokens = TOKENS.findall(_fold(text))
+    if len(tokens) <= size:
+        return {" ".join(tokens)}
+    return {" ".join(tokens[i : i + size]) for i in range(len(tokens) - size + 1)}
+
+
+def ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def _removed(record: dict, reason: str, **details) -> dict:
+    return {
+        "id": record["id"],
+        "reason": reason,
+        **details,
+        "node": record["provenance"]["node"],
+        "question": question(record),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- deduplication
+
+
+def deduplicate(records: list[dict], settings: dict) -> tuple[list[dict], list[dict]]:
+    """Return (kept, removed); each removed entry names the kept record it duplicates and how closely."""
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+    near = settings.get("near", True)
+    threshold = settings.get("near_threshold", 0.85)
+    num_perm = settings.get("num_perm", 128)
+    size = settings.get("shingle", 3)
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm) if near else None
+    signatures: list = []  # of kept records, by position in `kept`
+    exact: dict[str, int] = {}
+    kept, removed = [], []
+    for record in records:
+        text = question(record)
+        key = exact_key(text)
+        if settings.get("exact", True) and key in exact:
+            original = kept[exact[key]]
+            removed.append(_removed(record, "exact-duplicate", duplicate_of=original["id"], similarity=1.0))
+            continue
+        signature = None
+        if near:
+            signature = MinHash(num_perm=num_perm, seed=1)
+            signature.update_batch([s.encode() for s in sorted(shingles(text, size))])
+            scored = [(signature.jaccard(signatures[i]), -i) for i in lsh.query(signature)]
+            best = max((s for s in scored if s[0] >= threshold), default=None)
+            if best is not None:
+                original = kept[-best[1]]
+                similarity = round(float(best[0]), 4)
+                removed.append(_removed(record, "near-duplicate", duplicate_of=original["id"], similarity=similarity))
+                continue
+            lsh.insert(len(kept), signature)
+            signatures.append(LeanMinHash(signature))
+        exact.setdefault(key, len(kept))
+        kept.append(record)
+    return kept, removed
+
+
+# ---------------------------------------------------------------------------------------------- decontamination
+
+
+class BenchmarkError(ValueError):
+    pass
+
+
+def load_benchmark(path: str | Path, field: str) -> list[str]:
+    """The texts of one benchmark: `field` of every row of a JSONL or Parquet file (lists are joined)."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        if field not in schema.names:
+            raise BenchmarkError(f"{path}: no column {field!r} (columns: {', '.join(schema.names)})")
+        values = pq.read_table(path, columns=[field]).column(field).to_pylist()
+    elif path.suffix in (".jsonl", ".json"):
+        values = []
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            if not line.strip():
+                continue
+            row = orjson.loads(line)
+            if not isinstance(row, dict) or field not in row:
+                raise BenchmarkError(f"{path}:{number}: no field {field!r}")
+            values.append(row[field])
+    else:
+        raise BenchmarkError(f"{path}: benchmarks are read from .jsonl or .parquet files")
+    return [" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in values if v is not None]
+
+
+class NgramIndex:
+    """Word n-grams of a benchmark's texts, each pointing to the texts it occurs in."""
+
+    def __init__(self, texts: list[str], n: int, min_words: int):
+        self.texts = texts
+        self.index: dict[tuple[str, ...], list[int]] = {}
+        self.sizes: dict[int, int] = {}
+        self.lengths: set[int] = set()
+        for position, text in enumerate(texts):
+            tokens = words(text)
+            if len(tokens) < min_words:
+                continue
+            k = min(n, len(tokens))
+            grams = ngrams(tokens, k)
+            self.sizes[position] = len(grams)
+            self.lengths.add(k)
+            for gram in grams:
+                self.index.setdefault(gram, []).append(position)
+
+    def best_match(self, text: str) -> tuple[int, float] | None:
+        """The benchmark text with the largest share of its n-grams inside `text`, and that share."""
+        tokens = words(text)
+        shared: Counter = Counter()
+        for k in self.lengths:
+            for gram in ngrams(tokens, k):
+                for position in self.index.get(gram, ()):
+                    shared[position] += 1
+        if not shared:
+            return None
+        position, overlap = max(((p, c / self.sizes[p]) for p, c in shared.items()), key=lambda x: (x[1], -x[0]))
+        return position, overlap
+
+
+def benchmark_name(benchmark: dict) -> str:
+    return benchmark.get("name") or Path(benchmark["path"]).stem
+
+
+def decontaminate(records: list[dict], settings: dict) -> tuple[list[dict], list[dict], dict]:
+    """Return (kept, removed, report); the report counts items and removed records per benchmark."""
+    n, threshold = settings.get("ngram", 13), settings.get("threshold", 0.5)
+    min_words, fields = settings.get("min_words", 8), settings.get("fields", ["question"])
+    indexes = []
+    report = {"ngram": n, "threshold": threshold, "min_words": min_words, "fields": fields, "benchmarks": []}
+    for benchmark in settings.get("benchmarks", []):
+        if benchmark_name(benchmark) in [name for name, _ in indexes]:
+            raise BenchmarkError(f"two benchmarks are named {benchmark_name(benchmark)!r}: give each its own name")
+        texts = load_benchmark(benchmark["path"], benchmark["field"])
+        index = NgramIndex(texts, n, min_words)
+        indexes.append((benchmark_name(benchmark), index))
+        report["benchmarks"].append(
+            {
+                "name": benchmark_name(benchmark),
+                "path": benchmark["path"],
+                "field": benchmark["field"],
+                "texts": len(texts),
+                "indexed": len(index.sizes),
+                "matched": 0,
+                "removed": 0,
+            }
+        )
+    kept, removed = [], []
+    for record in records:
+        matches, first = [], None
+        for number, (name, index) in enumerate(indexes):
+            best = None
+            for field in fields:
+                found = index.best_match(TEXTS[field](record))
+                if found and found[1] >= threshold and (best is None or found[1] > best["overlap"]):
+                    best = {
+                        "benchmark": name,
+                        "field": field,
+                        "item": found[0],
+                        "overlap": round(found[1], 4),
+                        "text": index.texts[found[0]][:300],
+                    }
+            if best:
+                report["benchmarks"][number]["matched"] += 1
+                first = number if first is None else first
+                matches.append(best)
+        if matches:
+            report["benchmarks"][first]["removed"] += 1
+            removed.append(_removed(record, "contamination", benchmark=matches[0]["benchmark"], matches=matches))
+        else:
+            kept.append(record)
+    report["records_in"], report["records_out"] = len(records), len(kept)
+    return kept, removed, report

@@ -1,0 +1,83 @@
+from glan.config import STAGES
+
+
+rule accounting:
+    input:
+        "results/dataset.jsonl",
+    output:
+        "results/report/accounting.json",
+    log:
+        "logs/report/accounting.log",
+    benchmark:
+        "benchmarks/report/accounting.tsv"
+    conda:
+        "../envs/glan.yaml"
+    params:
+        prices=config_slice(config, "prices"),
+        cache_dir=config["cache_dir"],
+    script:
+        "../scripts/accounting.py"
+
+
+rule plots:
+    input:
+        raw="results/dataset.jsonl",
+        train="results/export/train.jsonl",
+        test="results/export/test.jsonl",
+        duplicates="results/clean/duplicates.jsonl",
+        contamination="results/clean/contamination.json",
+        accounting="results/report/accounting.json",
+        # each stage job's log ends with its send counters (planned, cached, sent, rejected): the cache hit rate
+        logs=expand("logs/{node}/{stage}.log", node=NODES, stage=STAGES),
+    output:
+        stats="results/report/stats.json",
+        summary=report(
+            "results/report/summary.html",
+            caption="../report/summary.rst",
+            category="1. Overview",
+            labels={"plot": "Key numbers"},
+        ),
+        fields=report(
+            "results/report/records_per_field.png",
+            caption="../report/records.rst",
+            category="2. Dataset",
+            labels={"plot": "1. Records per field"},
+        ),
+        disciplines=report(
+            "results/report/records_per_discipline.png",
+            caption="../report/records.rst",
+            category="2. Dataset",
+            labels={"plot": "2. Records per discipline"},
+        ),
+        mix=report(
+            "results/report/mix.png",
+            caption="../report/mix.rst",
+            category="2. Dataset",
+            labels={"plot": "3. Difficulty and strategy mix"},
+        ),
+        lengths=report(
+            "results/report/lengths.png",
+            caption="../report/lengths.rst",
+            category="2. Dataset",
+            labels={"plot": "4. Question and answer lengths"},
+        ),
+        removed=report(
+            "results/report/removed.png",
+            caption="../report/removed.rst",
+            category="3. Cleaning",
+            labels={"plot": "Records removed and rejected replies"},
+        ),
+        cost=report(
+            "results/report/cost.png",
+            caption="../report/cost.rst",
+            category="4. Cost",
+            labels={"plot": "Tokens and cost per stage"},
+        ),
+    log:
+        "logs/report/plots.log",
+    benchmark:
+        "benchmarks/report/plots.tsv"
+    conda:
+        "../envs/glan.yaml"
+    script:
+        "../scripts/plots.py"

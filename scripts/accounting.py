@@ -1,0 +1,16 @@
+"""Tokens and estimated cost of the replies behind the dataset; the logic lives in glan.accounting."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
+
+import logging
+
+from glan.accounting import account
+from glan.io import read_jsonl, write_json
+from glan.stages.run import setup_logging
+
+setup_logging(snakemake.log[0])
+result = account(read_jsonl(snakemake.input[0]), snakemake.params.cache_dir, snakemake.params.prices)
+write_json(snakemake.output[0], result)
+logging.getLogger("glan").info("accounting: %s", result["totals"])

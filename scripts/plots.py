@@ -1,0 +1,28 @@
+"""Numbers and plots for `snakemake --report`; the logic lives in glan.report."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
+
+from glan import report
+from glan.accounting import run_stats
+from glan.io import read_json, read_jsonl, write_json
+from glan.stages.run import setup_logging
+
+setup_logging(snakemake.log[0])
+inputs, outputs = snakemake.input, snakemake.output
+summary = report.summarise(
+    raw=read_jsonl(inputs.raw),
+    splits={"train": read_jsonl(inputs.train), "test": read_jsonl(inputs.test)},
+    duplicates=read_jsonl(inputs.duplicates),
+    contamination=read_json(inputs.contamination),
+    accounting=read_json(inputs.accounting),
+    run=run_stats(list(inputs.logs)),
+)
+write_json(outputs.stats, summary)
+report.summary_html(summary, outputs.summary)
+report.plot_records(summary, outputs.fields, outputs.disciplines)
+report.plot_mix(summary, outputs.mix)
+report.plot_lengths(summary, outputs.lengths)
+report.plot_cost(summary, outputs.cost)
+report.plot_removed(summary, outputs.removed)

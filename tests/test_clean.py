@@ -1,0 +1,137 @@
+"""Deduplication and decontamination on crafted records and tiny benchmark files written here."""
+
+from __future__ import annotations
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from records import PATHS, make_record
+
+from glan.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark
+
+DEDUP = {"exact": True, "near": True, "near_threshold": 0.8, "num_perm": 128, "shingle": 3}
+LONG = (
+    "A thin converging lens of focal length 20 cm forms an image of a candle placed 30 cm in front of it. "
+    "Find the image distance and the magnification, and say whether the image is real or virtual."
+)
+
+
+def ids(records):
+    return [r["id"] for r in records]
+
+
+def test_exact_duplicates_differ_only_in_case_and_spacing_and_the_first_one_stays():
+    first = make_record("What is the speed of light in vacuum?")
+    copy = make_record("  what is the SPEED of light in   vacuum?", node="mathematics/number-theory")
+    other = make_record("What is the speed of sound in air?")
+    kept, removed = deduplicate([first, copy, other], {**DEDUP, "near": False})
+    assert ids(kept) == ids([first, other])
+    assert removed == [
+        {
+            "id": copy["id"],
+            "reason": "exact-duplicate",
+            "duplicate_of": first["id"],
+            "similarity": 1.0,
+            "node": "mathematics/number-theory",
+            "question": copy["messages"][0]["content"],
+        }
+    ]
+
+
+def test_operators_keep_arithmetic_questions_apart():
+    records = [make_record("Compute 17 + 25 mod 7."), make_record("Compute 17 - 25 mod 7.")]
+    kept, removed = deduplicate(records, {**DEDUP, "near_threshold": 0.9})
+    assert not removed and len(kept) == 2
+
+
+def test_near_duplicates_across_nodes_name_the_kept_record():
+    original = make_record(LONG)
+    reworded = make_record(LONG.replace("candle", "small candle"), node="mathematics/number-theory")
+    unrelated = make_record("Explain how natural selection acts on variation within a population of finches.")
+    kept, removed = deduplicate([original, reworded, unrelated], DEDUP)
+    assert ids(kept) == ids([original, unrelated])
+    (entry,) = removed
+    assert entry["reason"] == "near-duplicate" and entry["duplicate_of"] == original["id"]
+    assert DEDUP["near_threshold"] <= entry["similarity"] < 1
+
+    kept, removed = deduplicate([original, reworded, unrelated], {**DEDUP, "near": False})
+    assert len(kept) == 3 and not removed
+
+
+def test_dedup_is_deterministic_and_idempotent():
+    nodes = list(PATHS)
+    records = [make_record(f"{LONG} Variant {i % 3}.", node=nodes[i // 3]) for i in range(6)]
+    records += [make_record("What is a prime number?", node=node) for node in nodes]
+    kept, removed = deduplicate(records, DEDUP)
+    assert (kept, removed) == deduplicate(records, DEDUP)
+    assert deduplicate(kept, DEDUP) == (kept, [])
+    assert len(kept) + len(removed) == len(records)
+
+
+def write_jsonl(path, rows):
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    return str(path)
+
+
+def test_contaminated_records_are_removed_and_reported_per_benchmark(tmp_path):
+    leaked = "Natalia sold clips to 48 of her friends in April and then half as many clips in May; how many in all?"
+    mmlu = "Which of the following best describes the function of the mitochondria in a eukaryotic cell?"
+    gsm = write_jsonl(tmp_path / "gsm.jsonl", [{"question": leaked, "answer": "72"}, {"question": "x " * 20}])
+    pq.write_table(pa.table({"question": [mmlu], "choices": [["a", "b"]]}), tmp_path / "mmlu.parquet")
+    records = [
+        make_record(f"Homework: {leaked} Show your steps."),  # contains a GSM8K question
+        make_record(LONG),
+        make_record(mmlu.replace("function", "role")),  # one word in the middle breaks 5 of its 11 5-grams
+        make_record("Describe mitochondria.", answer=f"As the quiz asked: {mmlu}"),
+    ]
+    settings = {
+        "benchmarks": [
+            {"name": "gsm8k", "path": gsm, "field": "question"},
+            {"path": str(tmp_path / "mmlu.parquet"), "field": "question"},
+        ],
+        "ngram": 5,
+        "threshold": 0.6,
+        "min_words": 5,
+        "fields": ["question"],
+    }
+    kept, removed, report = decontaminate(records, settings)
+    assert ids(kept) == ids(records[1:])
+    assert removed[0]["reason"] == "contamination" and removed[0]["benchmark"] == "gsm8k"
+    assert removed[0]["matches"][0]["overlap"] == 1.0 and removed[0]["matches"][0]["item"] == 0
+    assert [(b["name"], b["texts"], b["removed"]) for b in report["benchmarks"]] == [("gsm8k", 2, 1), ("mmlu", 1, 0)]
+    assert (report["records_in"], report["records_out"]) == (4, 3)
+
+    kept, removed, report = decontaminate(records, {**settings, "fields": ["question", "answer"]})
+    assert ids(removed) == ids([records[0], records[3]])
+    assert removed[1]["matches"][0]["field"] == "answer" and report["benchmarks"][1]["removed"] == 1
+
+
+def test_short_benchmark_texts_are_skipped_unless_min_words_allows_them(tmp_path):
+    bench = write_jsonl(tmp_path / "short.jsonl", [{"prompt": "Define entropy."}])
+    records = [make_record("Define entropy."), make_record(LONG)]
+    settings = {"benchmarks": [{"path": bench, "field": "prompt"}], "ngram": 13, "threshold": 0.5}
+    assert len(decontaminate(records, {**settings, "min_words": 8})[0]) == 2
+    kept, removed, _ = decontaminate(records, {**settings, "min_words": 2})
+    assert ids(removed) == ids(records[:1])
+
+
+def test_no_benchmarks_keeps_everything():
+    records = [make_record(LONG)]
+    kept, removed, report = decontaminate(records, {"benchmarks": []})
+    assert kept == records and not removed and report["benchmarks"] == []
+
+
+def test_benchmark_errors_name_the_file_and_field(tmp_path):
+    bench = write_jsonl(tmp_path / "b.jsonl", [{"question": "q"}])
+    with pytest.raises(BenchmarkError, match=r"b.jsonl:1: no field 'prompt'"):
+        load_benchmark(bench, "prompt")
+    pq.write_table(pa.table({"question": ["q"]}), tmp_path / "b.parquet")
+    with pytest.raises(BenchmarkError, match="no column 'prompt'"):
+        load_benchmark(tmp_path / "b.parquet", "prompt")
+    (tmp_path / "b.csv").write_text("question\nq\n")
+    with pytest.raises(BenchmarkError, match="jsonl or .parquet"):
+        load_benchmark(tmp_path / "b.csv", "question")
+    twice = [{"path": bench, "field": "question"}, {"path": bench, "field": "question"}]
+    with pytest.raises(BenchmarkError, match="two benchmarks are named 'b'"):
+        decontaminate([], {"benchmarks": twice})
