@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import subprocess
 import tempfile
@@ -52,18 +51,23 @@ class Workspace:
 
     def snakemake(self, *args: str) -> tuple[float, str]:
         """Run snakemake; return wall seconds and its output. Raises on failure."""
+        elapsed, output, _ = self.measure(*args)
+        return elapsed, output
+
+    def measure(self, *args: str) -> tuple[float, str, float]:
+        """Run snakemake; return wall seconds, its output and its own peak RSS in MiB."""
         command = ["snakemake", "--configfile", "bench.yaml", *args]
-        started = time.perf_counter()
-        result = subprocess.run(command, cwd=self.dir, env=self.env, capture_output=True, text=True)
-        elapsed = time.perf_counter() - started
-        if result.returncode != 0:
-            raise RuntimeError(f"snakemake failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-        return elapsed, result.stdout + result.stderr
+        with tempfile.TemporaryFile("w+") as log:
+            started = time.perf_counter()
+            process = subprocess.Popen(command, cwd=self.dir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            _, status, usage = os.wait4(process.pid, 0)
+            elapsed = time.perf_counter() - started
+            process.returncode = os.waitstatus_to_exitcode(status)
+            log.seek(0)
+            output = log.read()
+        if process.returncode != 0:
+            raise RuntimeError(f"snakemake failed:\n{output[-5000:]}")
+        return elapsed, output, usage.ru_maxrss / 1024
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def children_peak_rss_mb() -> float:
-    """Peak resident memory of the largest child process waited for so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
