@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import collections
 
-from harness import Workspace, synthetic_taxonomy
+from harness import Workspace, synthetic_taxonomy, workload
 
 from glan.fake_server import FakeLLM
 
@@ -27,15 +27,7 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=32, help="jobs at once (they mostly wait on the endpoint)")
     args = parser.parse_args()
 
-    overlay = {
-        "select": [],
-        "llm": {"backend": "openai", "model": "bench", "endpoint": "bench", "concurrency": args.cap},
-        "stages": {
-            "subjects": {"queries": 4, "per_query": 5, "subtopics": 3},
-            "syllabus": {"sessions": 4, "concepts_per_session": 4},
-            "questions": {"per_subject": 8, "max_concepts": 4},
-        },
-    }
+    overlay = workload(args.cap)
     with FakeLLM(latency=args.latency) as server:
         workspace = Workspace(synthetic_taxonomy(args.disciplines), overlay, server.base_url)
         try:

@@ -38,6 +38,19 @@ def synthetic_taxonomy(disciplines: int, per_group: int = 10) -> dict:
     return {"taxonomy": fields}
 
 
+def workload(cap: int) -> dict:
+    """The config overlay of the throughput benchmarks: 344 requests a discipline, sent to the loopback server."""
+    return {
+        "select": [],
+        "llm": {"backend": "openai", "model": "bench", "endpoint": "bench", "concurrency": cap},
+        "stages": {
+            "subjects": {"queries": 4, "per_query": 5, "subtopics": 3},
+            "syllabus": {"sessions": 4, "concepts_per_session": 4},
+            "questions": {"per_subject": 8, "max_concepts": 4},
+        },
+    }
+
+
 class Workspace:
     def __init__(self, taxonomy: dict, overlay: dict, base_url: str = "http://127.0.0.1:9/v1"):
         self.dir = Path(tempfile.mkdtemp(prefix="glan-bench-"))

@@ -11,7 +11,7 @@ import asyncio
 import time
 
 import openai
-from harness import Workspace, synthetic_taxonomy
+from harness import Workspace, synthetic_taxonomy, workload
 
 from glan.fake_server import FakeLLM
 
@@ -39,15 +39,7 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=64)
     parser.add_argument("--cores", type=int, default=8)
     args = parser.parse_args()
-    overlay = {
-        "select": [],
-        "llm": {"backend": "openai", "model": "bench", "endpoint": "bench", "concurrency": args.cap},
-        "stages": {
-            "subjects": {"queries": 4, "per_query": 5, "subtopics": 3},
-            "syllabus": {"sessions": 4, "concepts_per_session": 4},
-            "questions": {"per_subject": 8, "max_concepts": 4},
-        },
-    }
+    overlay = workload(args.cap)
     with FakeLLM() as server:
         workspace = Workspace(synthetic_taxonomy(args.disciplines), overlay, server.base_url)
         try:
