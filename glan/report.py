@@ -125,6 +125,18 @@ def _integer_ticks(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _human(value: float, _position=None) -> str:
+    """1,850,000 -> 1.85M: token axes stay readable from a smoke run to GLAN's scale."""
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= limit:
+            return f"{value / limit:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def _money(value: float) -> str:
+    return f"{value:,.2f}" if value >= 1 else f"{value:.4f}"
+
+
 def _note(ax, text: str) -> None:
     """A line in the middle of an empty panel, so "nothing here" reads as a result rather than a broken plot."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#555555")
@@ -250,22 +262,34 @@ def plot_cost(summary: dict, path: str | Path) -> None:
     bars = axes[0].bar(names, completion, bottom=prompt, color=COLOURS["completion"], label="completion")
     for bar, p, c in zip(bars, prompt, completion, strict=True):
         axes[0].annotate(
-            f"{p + c:,}",
+            _human(p + c),
             (bar.get_x() + bar.get_width() / 2, p + c),
             xytext=(0, 2),
             textcoords="offset points",
             ha="center",
             fontsize=8,
         )
+    from matplotlib.ticker import FuncFormatter
+
+    axes[0].yaxis.set_major_formatter(FuncFormatter(_human))
     axes[0].set_title("Tokens per stage")
     axes[0].set_ylabel("tokens")
     axes[0].legend(frameon=False)
     costs = [stages[s]["cost"] for s in names]
     bars = axes[1].bar(names, costs, color="#937860")
-    _label_bars(axes[1], bars, fmt="{:,.4f}")
+    for bar, cost in zip(bars, costs, strict=True):
+        if cost:
+            axes[1].annotate(
+                _money(cost),
+                (bar.get_x() + bar.get_width() / 2, cost),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
     unpriced = summary["accounting"]["unpriced_models"]
     total = summary["accounting"]["totals"]["cost"]
-    axes[1].set_title(f"Estimated cost per stage (total {total:,.4f})")
+    axes[1].set_title(f"Estimated cost per stage (total {_money(total)})")
     axes[1].set_ylim(0, max([0.0001, *costs]) * 1.2)
     if unpriced:
         axes[1].text(
