@@ -1,6 +1,7 @@
 import os
 
-from glan.config import stage_settings
+from glan.config import STAGES, stage_llm, stage_settings
+from glan.llm.backends.local import LocalBackendError, check_local_backend
 from glan.llm.slots import serve_for_run
 from glan.prompts import PromptError
 from glan.stages.run import check_prompts, planned_requests
@@ -16,6 +17,16 @@ try:
     )
 except (TaxonomyError, PromptError) as error:
     raise WorkflowError(str(error))
+
+# The embedded model is checked before any job runs: a missing package or a model that cannot be
+# loaded fails here, naming the fix (job processes skip it: the main process has checked).
+if workflow.is_main_process and "local" in {
+    stage_llm(config, s)["backend"] for s in STAGES
+}:
+    try:
+        check_local_backend(config["llm"])
+    except LocalBackendError as error:
+        raise WorkflowError(str(error))
 
 
 # Requests in flight for the whole run stay under llm.concurrency, however many jobs run at once.

@@ -255,6 +255,7 @@ def load_model(path: str | os.PathLike, options: dict):
                         n_batch=options["n_batch"],
                         n_threads=options["n_threads"],
                         n_threads_batch=options["n_threads"],
+                        swa_full=False,  # every request starts afresh, so the sliding window needs no full cache
                         verbose=False,
                     )
             except Exception as exc:
