@@ -60,7 +60,7 @@ class SlurmCluster:
         self.conf = CONF
         self._wrote_conf = False
         self.jobcomp = self.dir / "jobcomp.txt"
-        self._processes: dict[str, subprocess.Popen] = {}
+        self.processes: dict[str, subprocess.Popen] = {}
 
     @property
     def env(self) -> dict[str, str]:
@@ -121,7 +121,7 @@ class SlurmCluster:
 
     def _spawn(self, name: str, *command: str) -> None:
         log = open(self.dir / f"{name}.out", "wb")
-        self._processes[name] = subprocess.Popen(
+        self.processes[name] = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
         log.close()
@@ -163,7 +163,7 @@ class SlurmCluster:
     def _wait(self, condition, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for name, process in self._processes.items():
+            for name, process in self.processes.items():
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}:\n{self.logs()}")
             if condition():
@@ -186,10 +186,10 @@ class SlurmCluster:
 
     def stop(self) -> None:
         """Cancel what is left, stop the daemons (slurmd first), and remove the temp dir."""
-        if "slurmctld" in self._processes and self._processes["slurmctld"].poll() is None:
+        if "slurmctld" in self.processes and self.processes["slurmctld"].poll() is None:
             self.client("scancel", "--full", f"--nodelist={self.node}", check=False)
         for name in ("slurmd", "slurmctld", "munged"):
-            process = self._processes.get(name)
+            process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue
             os.killpg(process.pid, signal.SIGTERM)
@@ -198,7 +198,7 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=15)
-        self._processes.clear()
+        self.processes.clear()
         if self._wrote_conf and self.conf.exists() and self.conf.read_text().startswith(MARK):
             self.conf.unlink()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -30,10 +30,11 @@ def slurm():
     missing = missing_binaries()
     if missing:
         pytest.fail(f"Slurm is not installed (missing {', '.join(missing)}): run .ci/install-slurm as root")
-    cluster = SlurmCluster()
-    with cluster:
+    with SlurmCluster() as cluster:
+        daemons = dict(cluster.processes)
         yield cluster
-    assert all(p.poll() is not None for p in cluster._processes.values())  # stop() left nothing running
+    running = [name for name, process in daemons.items() if process.poll() is None]
+    assert not running, f"still running after the cluster stopped: {running}"
 
 
 def run_on_slurm(workflow: Workflow, cluster: SlurmCluster, *args: str):

@@ -108,7 +108,7 @@ async def send_all(
             if entry is None:
                 reply = await ask(current)
                 entry = Entry(reply=reply, error=reply_error(current, reply))
-                cache.put(key, entry)
+                entry = cache.put(key, entry)  # what the cache holds: another job may have stored this key first
                 stats.sent += 1
             else:
                 stats.cached += 1
