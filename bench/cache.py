@@ -7,12 +7,14 @@ import os
 import tempfile
 import time
 
-from glan.llm.cache import Entry, ReplyCache
+from glan.llm.cache import LAYOUTS, Entry, open_cache
 from glan.llm.request import Reply, Request
 
 
-def disk_usage(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
+def disk_usage(path: str) -> tuple[int, int]:
+    """Bytes in files, and bytes the filesystem allocated for them (blocks)."""
+    stats = [os.stat(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files]
+    return sum(s.st_size for s in stats), sum(s.st_blocks * 512 for s in stats)
 
 
 def main() -> None:
@@ -28,8 +30,14 @@ def main() -> None:
         )
         for i in range(args.entries)
     ]
+    print(f"entries: {args.entries} (reply of {len(answer)} characters)")
+    for layout in LAYOUTS:
+        measure(layout, requests, answer)
+
+
+def measure(layout: str, requests: list[Request], answer: str) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        with ReplyCache(directory) as cache:
+        with open_cache(directory, layout) as cache:
             started = time.perf_counter()
             for request in requests:
                 usage = {"prompt_tokens": 20, "completion_tokens": 350, "total_tokens": 370}
@@ -38,11 +46,12 @@ def main() -> None:
             started = time.perf_counter()
             hits = sum(cache.get(request.key("bench")) is not None for request in requests)
             reads = time.perf_counter() - started
-        size = disk_usage(directory)
-    assert hits == args.entries
-    print(f"entries: {args.entries} (reply of {len(answer)} characters)")
-    print(f"writes: {args.entries / writes:,.0f}/s; hits (key + lookup): {hits / reads:,.0f}/s")
-    print(f"on disk: {size / args.entries:,.0f} bytes per entry ({size / 2**20:.1f} MiB)")
+        size, blocks = disk_usage(directory)
+    assert hits == len(requests)
+    print(
+        f"{layout:>9}: writes {len(requests) / writes:,.0f}/s; hits (key + lookup) {hits / reads:,.0f}/s; "
+        f"on disk {size / len(requests):,.0f} bytes per entry ({blocks / len(requests):,.0f} allocated)"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from glan.config import STAGES
-from glan.llm.cache import ReplyCache
+from glan.llm.cache import open_cache
 
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
 
@@ -45,7 +45,7 @@ def account(records: list[dict], cache_dir: str | Path, prices: dict) -> dict:
     by_node: dict[str, dict] = {}
     missing: dict[str, int] = dict.fromkeys(STAGES, 0)
     unpriced: set[str] = set()
-    with ReplyCache(cache_dir) as cache:
+    with open_cache(cache_dir) as cache:
         for record in records:
             provenance = record["provenance"]
             for stage in STAGES:

@@ -27,7 +27,7 @@ import yaml
 from glan.config import stage_llm, stage_settings
 from glan.io import dump_json, dump_jsonl, read_json
 from glan.llm.backends import make_backend
-from glan.llm.cache import ReplyCache
+from glan.llm.cache import open_cache
 from glan.llm.request import canonical_json
 from glan.llm.send import Outcome
 from glan.prompts import Template
@@ -72,7 +72,7 @@ class CacheView:
     """Read-only lookups in the reply cache; a missing cache directory is an empty cache (and stays missing)."""
 
     def __init__(self, directory: str | Path):
-        self.cache = ReplyCache(directory) if os.path.isdir(directory) else None
+        self.cache = open_cache(directory) if os.path.isdir(directory) else None
 
     def get(self, key: str):
         return self.cache.get(key) if self.cache is not None else None

@@ -2,6 +2,7 @@ import os
 
 from glan.config import STAGES, stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
+from glan.llm.cache import CacheLayoutError, prepare_cache
 from glan.llm.slots import serve_for_run
 from glan.prompts import PromptError
 from glan.stages.run import check_prompts, planned_requests
@@ -15,7 +16,8 @@ try:
         write_node_files(load_taxonomy(config["taxonomy"]), "results/nodes"),
         config["select"],
     )
-except (TaxonomyError, PromptError) as error:
+    prepare_cache(config["cache_dir"], config["cache_layout"])
+except (TaxonomyError, PromptError, CacheLayoutError) as error:
     raise WorkflowError(str(error))
 
 # The embedded model is checked before any job runs: a missing package or a model that cannot be

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import multiprocessing
 
-from glan.llm.cache import Entry, ReplyCache
+import pytest
+
+from glan.llm.cache import CacheLayoutError, DiskReplyCache, Entry, FileReplyCache, open_cache, prepare_cache
 from glan.llm.request import Reply
 
 PROCESSES = 8
@@ -13,7 +15,7 @@ ENTRIES = 2000
 
 def write_and_read(directory: str, worker: int) -> int:
     """Each worker writes its own keys and one shared key, reading back as it goes."""
-    with ReplyCache(directory) as cache:
+    with open_cache(directory) as cache:
         for i in range(ENTRIES):
             cache.put(f"{worker}-{i}", Entry(Reply(text=f"reply {worker} {i}", usage={"total_tokens": i})))
             cache.put("shared", Entry(Reply(text="the same for all")))
@@ -27,7 +29,7 @@ def test_eight_processes_writing_two_thousand_entries_each_lose_nothing(tmp_path
     with context.Pool(PROCESSES) as pool:
         done = pool.starmap(write_and_read, [(str(tmp_path), w) for w in range(PROCESSES)])
     assert sorted(done) == list(range(PROCESSES))
-    with ReplyCache(tmp_path) as cache:
+    with open_cache(tmp_path) as cache:
         assert len(cache) == PROCESSES * ENTRIES + 1
         for worker in range(PROCESSES):
             for i in range(ENTRIES):
@@ -37,7 +39,19 @@ def test_eight_processes_writing_two_thousand_entries_each_lose_nothing(tmp_path
 
 
 def test_rejected_replies_are_stored_as_rejected(tmp_path):
-    with ReplyCache(tmp_path) as cache:
+    with open_cache(tmp_path) as cache:
         cache.put("k", Entry(Reply(text="", finish_reason="stop"), error="empty reply"))
         entry = cache.get("k")
     assert not entry.valid and entry.error == "empty reply"
+
+
+def test_a_cache_directory_keeps_the_layout_it_was_made_with(tmp_path):
+    prepare_cache(tmp_path / "one", "files")
+    prepare_cache(tmp_path / "two", "diskcache")
+    with open_cache(tmp_path / "one") as files, open_cache(tmp_path / "two", layout="files") as disk:
+        assert isinstance(files, FileReplyCache) and isinstance(disk, DiskReplyCache)
+        for cache in (files, disk):
+            assert cache.put("ab" * 32, Entry(Reply(text="first"))).reply.text == "first"
+            assert cache.put("ab" * 32, Entry(Reply(text="second"))).reply.text == "first"
+    with pytest.raises(CacheLayoutError, match="holds a 'files' cache but cache_layout is 'diskcache'"):
+        prepare_cache(tmp_path / "one", "diskcache")

@@ -5,14 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-from glan.llm.cache import Entry, ReplyCache
+from glan.llm.cache import Entry, FileReplyCache
 from glan.llm.request import Reply
 
 KEY = "ab" * 32  # request keys are sha256 hex digests
 
 
 def test_an_entry_is_one_file_under_its_key_and_nothing_else_is_written(tmp_path):
-    with ReplyCache(tmp_path) as cache:
+    with FileReplyCache(tmp_path) as cache:
         cache.put(KEY, Entry(Reply(text="hello")))
         assert KEY in cache and len(cache) == 1
     files = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()]
@@ -20,14 +20,14 @@ def test_an_entry_is_one_file_under_its_key_and_nothing_else_is_written(tmp_path
 
 
 def test_the_first_reply_stored_under_a_key_wins_and_never_changes(tmp_path):
-    with ReplyCache(tmp_path) as one, ReplyCache(tmp_path) as other:
+    with FileReplyCache(tmp_path) as one, FileReplyCache(tmp_path) as other:
         assert one.put(KEY, Entry(Reply(text="first"))).reply.text == "first"
         assert other.put(KEY, Entry(Reply(text="second"))).reply.text == "first"
         assert other.get(KEY).reply.text == "first"
 
 
 def test_a_file_cut_short_by_a_crash_reads_as_a_miss_and_is_replaced(tmp_path):
-    with ReplyCache(tmp_path) as cache:
+    with FileReplyCache(tmp_path) as cache:
         path = cache.path(KEY)
         os.makedirs(os.path.dirname(path))
         with open(path, "wb") as f:
@@ -38,7 +38,7 @@ def test_a_file_cut_short_by_a_crash_reads_as_a_miss_and_is_replaced(tmp_path):
 
 
 def test_a_file_under_the_wrong_name_is_not_taken_for_the_entry(tmp_path):
-    with ReplyCache(tmp_path) as cache:
+    with FileReplyCache(tmp_path) as cache:
         cache.put(KEY, Entry(Reply(text="mine")))
         other = "cd" * 32
         os.makedirs(os.path.dirname(cache.path(other)))
@@ -47,7 +47,7 @@ def test_a_file_under_the_wrong_name_is_not_taken_for_the_entry(tmp_path):
 
 
 def _write_big(directory: str, count: int) -> None:
-    with ReplyCache(directory) as cache:
+    with FileReplyCache(directory) as cache:
         for i in range(count):
             cache.put(f"{i:064x}", Entry(Reply(text=f"{i} " + "x" * 200_000)))
 
@@ -57,7 +57,7 @@ def test_a_reader_never_sees_part_of_an_entry_while_another_process_writes(tmp_p
     writer = multiprocessing.get_context("spawn").Process(target=_write_big, args=(str(tmp_path), count))
     writer.start()
     seen = set()
-    with ReplyCache(tmp_path) as cache:
+    with FileReplyCache(tmp_path) as cache:
         while writer.is_alive() or len(seen) < count:
             for i in range(count):
                 entry = cache.get(f"{i:064x}")

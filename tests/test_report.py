@@ -14,7 +14,7 @@ from records import PATHS, make_record
 
 from glan import report
 from glan.accounting import account, read_summary, run_stats
-from glan.llm.cache import Entry, ReplyCache
+from glan.llm.cache import Entry, open_cache
 from glan.llm.request import Reply
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -22,7 +22,7 @@ PLOTS = ("records_per_field", "records_per_discipline", "mix", "lengths", "remov
 
 
 def fill_cache(cache_dir, records, usage=None, skip=()):
-    with ReplyCache(cache_dir) as cache:
+    with open_cache(cache_dir) as cache:
         for record in records:
             for stage, key in record["provenance"]["keys"].items():
                 if stage not in skip:

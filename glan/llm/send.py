@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import orjson
 
 from glan.llm.backends import Backend, make_backend
-from glan.llm.cache import Entry, ReplyCache
+from glan.llm.cache import Entry, open_cache
 from glan.llm.limits import Limiter
 from glan.llm.request import Reply, Request
 from glan.llm.retry import RetryPolicy, TransientError, call_with_retries
@@ -66,7 +66,7 @@ def estimated_tokens(request: Request) -> int:
 async def send_all(
     requests: list[Request],
     backend: Backend,
-    cache: ReplyCache,
+    cache,
     limiter: Limiter,
     max_attempts: int,
     retry: RetryPolicy | None = None,
@@ -151,7 +151,7 @@ def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[
         backend = make_backend(settings)
         pool = await connect_pool()
         try:
-            with ReplyCache(cache_dir) as cache:
+            with open_cache(cache_dir) as cache:
                 return await send_all(
                     requests,
                     backend,
