@@ -53,5 +53,6 @@ def test_a_cache_directory_keeps_the_layout_it_was_made_with(tmp_path):
         for cache in (files, disk):
             assert cache.put("ab" * 32, Entry(Reply(text="first"))).reply.text == "first"
             assert cache.put("ab" * 32, Entry(Reply(text="second"))).reply.text == "first"
-    with pytest.raises(CacheLayoutError, match="holds a 'files' cache but cache_layout is 'diskcache'"):
-        prepare_cache(tmp_path / "one", "diskcache")
+    assert prepare_cache(tmp_path / "one", "diskcache") == "files", "an existing cache keeps its layout"
+    with pytest.raises(CacheLayoutError, match="'sqlite' is unknown"):
+        prepare_cache(tmp_path / "three", "sqlite")

@@ -12,7 +12,7 @@
   Each entry holds its own key, so a file cut short by a host crash reads as a miss.
 
 A cache directory records its layout in a `LAYOUT` file when it is made (`prepare_cache`, at parse
-time), and every later opener follows it. In both layouts `put` keeps the first entry stored under
+time), and every later opener follows it, whatever `cache_layout` says then. In both layouts `put` keeps the first entry stored under
 a key and returns what the cache holds.
 """
 
@@ -63,8 +63,11 @@ def cache_layout(directory: str | os.PathLike) -> str | None:
         return None
 
 
-def prepare_cache(directory: str | os.PathLike, layout: str) -> None:
-    """Make the cache directory with `layout`, or check that an existing one has it."""
+def prepare_cache(directory: str | os.PathLike, layout: str) -> str:
+    """Make the cache directory with `layout`; an existing cache keeps its own. Returns the layout in use.
+
+    So a cache built on a cluster (files) is read as it is by a later local run, whatever its config.
+    """
     if layout not in LAYOUTS:
         raise CacheLayoutError(f"cache_layout {layout!r} is unknown; choose one of {list(LAYOUTS)}")
     existing = cache_layout(directory)
@@ -72,11 +75,7 @@ def prepare_cache(directory: str | os.PathLike, layout: str) -> None:
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, LAYOUT_FILE), "w") as f:
             f.write(layout + "\n")
-    elif existing != layout:
-        raise CacheLayoutError(
-            f"{directory}/ holds a {existing!r} cache but cache_layout is {layout!r}: set cache_layout: {existing}, "
-            "or point cache_dir at another directory"
-        )
+    return existing or layout
 
 
 def open_cache(directory: str | os.PathLike, layout: str | None = None):
