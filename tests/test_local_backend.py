@@ -88,7 +88,7 @@ def test_the_sidecar_spares_a_rehash_until_the_file_changes(tmp_path, monkeypatc
     assert local.model_sha256(model) == hashlib.sha256(b"other weights").hexdigest()
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_structured_stage_requests_get_schema_valid_replies(backend, seed):
     settings = {**stage_settings(), "seed": seed}
     subject_request = subjects.plan(NODE, settings, Template(ROOT / "prompts/subjects.yaml"))[0]

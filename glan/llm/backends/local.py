@@ -316,15 +316,16 @@ class Outline:
 
         Session 2: ...
 
-    Values are single lines that neither start nor end with a blank, and names or titles do not end
-    with a full stop. List items hold no comma, semicolon or full stop, so an item ends where the
+    Values are single lines that neither start nor end with a blank nor start with a quote, and names
+    or titles do not end with a full stop. List items hold no comma, semicolon or full stop, so an item ends where the
     model would end its phrase, and they start with no list marker. A newline after the
     last value ends the reply (a base model seldom ends one by itself).
     """
 
     TEXT = {
         "char": r"[^\x00-\x1F]",  # text: one line
-        "edge": r"[^\x00-\x20]",  # its first and last characters: not blank
+        "start": r"[^\"\u201C\x00-\x20]",  # its first character: not blank, not a quote (it would wrap the text)
+        "edge": r"[^\x00-\x20]",  # its last character: not blank
         "tend": r"[^.\x00-\x20]",  # the last character of a name or title: no full stop either
         "ichar": r"[^,;.\x00-\x1F]",  # list items: no separators, no sentences
         "iedge": r"[^-*,;.\x00-\x20]",  # and no list markers
@@ -381,7 +382,7 @@ class Outline:
         kind = schema.get("type")
         if kind == "string" and not {"pattern", "format"} & set(schema):
             title = schema.get("maxLength", self.TITLE_LENGTH + 1) <= self.TITLE_LENGTH
-            return self._rule(f"{key}-text", self._text(schema, "char", "edge", "tend" if title else "edge"))
+            return self._rule(f"{key}-text", self._text(schema, "char", "start", "tend" if title else "edge"))
         if kind == "array" and isinstance(schema.get("items"), dict) and schema["items"].get("type") == "string":
             items = schema["items"]
             if "enum" in items or {"pattern", "format"} & set(items):
@@ -397,7 +398,7 @@ class Outline:
     def _text(schema: dict, char: str, first: str, last: str) -> str:
         low, high = _bounds(schema, "minLength", "maxLength")
         if high == 1:
-            body = last if first == "edge" else first  # one character: the stricter class
+            body = first  # one character
         else:
             middle = _repeat(char, max(low - 2, 0), None if high is None else high - 2)
             body = f"{first} ({middle} {last})?" if low <= 1 else f"{first} {middle} {last}"
