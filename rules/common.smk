@@ -36,7 +36,12 @@ if workflow.is_main_process and "local" in {
 # only while a request is in flight. On a cluster, each job takes a static share instead: as many
 # of Snakemake's global `llm_slots` as it has requests, at most the cap, sending that many at a time.
 # `--resources llm_slots=N` (command line or profile) sets that cluster pool apart from the config.
-CLUSTER = workflow.global_resources["_nodes"].value is not None
+# A cluster job's own Snakemake processes (remote and job-step modes) re-evaluate llm_slots and
+# must come to the same share as the main process.
+CLUSTER = (
+    not workflow.is_main_process
+    or workflow.global_resources["_nodes"].value is not None
+)
 if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
 if workflow.is_main_process and not CLUSTER:

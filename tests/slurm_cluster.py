@@ -4,6 +4,8 @@ Its state (munge key and socket, state, spool, logs) lives in one temp dir and t
 free ports. The config goes where every Slurm client looks for it, /etc/slurm/slurm.conf, as on any
 cluster: the executor plugin's job steps call `srun` with SLURM_* variables (SLURM_CONF too) removed.
 The file is marked as ours and removed on stop; a slurm.conf that is not ours is never overwritten.
+One test cluster runs on a machine at a time: a second waits for the first (a file lock). The
+daemons die with the process that started them, even when it is killed.
 The daemons run as root: slurmd must, to start jobs as their users. Install the binaries with
 `.ci/install-slurm` (Debian's slurm-wlm 22.05 and munge). Accounting is off (no slurmdbd): job
 status comes from `squeue`, and finished jobs are recorded in the job completion log
@@ -15,6 +17,8 @@ for Ctrl-C, then stops it.
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
 import re
 import shutil
@@ -28,6 +32,15 @@ from pathlib import Path
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "scontrol", "sinfo")
 CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# A single-node test cluster of glan's tests/slurm_cluster.py: removed when it stops.\n"
+
+
+LOCK = Path(tempfile.gettempdir()) / "glan-test-slurm.lock"
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started it exits, however it exits."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def missing_binaries() -> list[str]:
@@ -61,6 +74,7 @@ class SlurmCluster:
         self._wrote_conf = False
         self.jobcomp = self.dir / "jobcomp.txt"
         self.processes: dict[str, subprocess.Popen] = {}
+        self._lock_file = None
 
     @property
     def env(self) -> dict[str, str]:
@@ -122,7 +136,12 @@ class SlurmCluster:
     def _spawn(self, name: str, *command: str) -> None:
         log = open(self.dir / f"{name}.out", "wb")
         self.processes[name] = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.close()
 
@@ -137,6 +156,7 @@ class SlurmCluster:
             raise RuntimeError(f"Slurm is not installed (missing {', '.join(missing)}): run .ci/install-slurm as root")
         if os.geteuid() != 0:
             raise RuntimeError("the test cluster runs slurmd, which must run as root")
+        self._lock(timeout=900)
         self._write_config()
         m = self.dir / "munge"
         self._spawn(
@@ -155,6 +175,19 @@ class SlurmCluster:
         self._spawn("slurmd", "slurmd", "-D", "-f", str(self.conf))
         self._wait(self._node_ready, timeout, f"node {self.node} to be idle")
         return self
+
+    def _lock(self, timeout: float) -> None:
+        """Wait for any other test cluster on this machine to stop: they would share /etc/slurm/slurm.conf."""
+        self._lock_file = open(LOCK, "w")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another test cluster held {LOCK} for {timeout} s") from None
+                time.sleep(1)
 
     def _node_ready(self) -> bool:
         result = self.client("sinfo", "--noheader", "--format=%T", check=False)
@@ -202,6 +235,9 @@ class SlurmCluster:
         if self._wrote_conf and self.conf.exists() and self.conf.read_text().startswith(MARK):
             self.conf.unlink()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the lock
+            self._lock_file = None
 
     def __enter__(self) -> SlurmCluster:
         try:

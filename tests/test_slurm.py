@@ -18,7 +18,7 @@ from conftest import Workflow
 from slurm_cluster import SlurmCluster, missing_binaries
 
 from glan.fake_server import FakeLLM
-from glan.llm.cache import ReplyCache
+from glan.llm.cache import open_cache
 
 REQUESTS = 66  # three disciplines at the tiny scale: 22 requests each (see test_incremental.py)
 DISCIPLINES = 3
@@ -59,7 +59,7 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         local.run()
         reference = local.dataset()
 
-    with FakeLLM(latency=0.05) as server:
+    with FakeLLM(latency=1.0) as server:
         (tmp_path / "cluster").mkdir()
         workflow = Workflow(tmp_path / "cluster", server)
         workflow.overlay["llm"]["concurrency"] = CAP
@@ -71,8 +71,9 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         # Every request went out once, from jobs on the "compute node", and the dataset is the local one.
         assert server.count == REQUESTS
         assert workflow.dataset() == reference
-        # The global cap held across Slurm jobs (a group job claims llm_slots for all its stages).
-        assert server.max_in_flight <= CAP
+        # The global cap held across Slurm jobs (a group job claims llm_slots for all its stages),
+        # and was reached: a job on a compute node sends its whole share at once.
+        assert server.max_in_flight == CAP
 
         # The jobs really went through sbatch: each id Snakemake reports is in Slurm's own records.
         submitted = re.findall(r"has been submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/([^/]+)/", log)
@@ -87,7 +88,7 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         per_discipline = [k for k in kinds if k.startswith("group_discipline_")]
         whole_dataset = [k for k in kinds if k.startswith("group_finish_")]
         assert (len(per_discipline), len(whole_dataset), len(kinds)) == (DISCIPLINES, 1, DISCIPLINES + 1), kinds
-        print(f"\nSlurm build: {len(submitted)} jobs {kinds} in {elapsed:.0f} s")
+        print(f"\nSlurm: {len(submitted)} jobs {kinds} in {elapsed:.0f} s, at most {server.max_in_flight} in flight")
 
         # Nothing left to do through Slurm either, and nothing is sent again.
         server.reset()
@@ -96,7 +97,7 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         assert server.count == 0
 
         # The cache the compute nodes wrote is the one a local run reads: a local rebuild sends nothing.
-        with ReplyCache(workflow.path("cache")) as cache:
+        with open_cache(workflow.path("cache")) as cache:
             assert len(cache) == REQUESTS
         shutil.rmtree(workflow.path("results"))
         workflow.run()
