@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 
-from glan.llm.cache import Entry, FileReplyCache
+from glan.llm.cache import DiskReplyCache, Entry, FileReplyCache, cache_layout, open_cache, prepare_cache
 from glan.llm.request import Reply
 
 KEY = "ab" * 32  # request keys are sha256 hex digests
@@ -68,3 +68,20 @@ def test_a_reader_never_sees_part_of_an_entry_while_another_process_writes(tmp_p
                 break
     writer.join()
     assert writer.exitcode == 0 and len(seen) == count
+
+
+def test_a_local_cache_run_on_a_cluster_is_converted_to_files_before_any_job(tmp_path):
+    """SQLite must not be shared across hosts: a diskcache asked for as `files` is copied over first."""
+    keys = [f"{i:064x}" for i in range(50)]
+    assert prepare_cache(tmp_path, "diskcache") == "diskcache"
+    with DiskReplyCache(tmp_path) as local:
+        for key in keys:
+            local.put(key, Entry(Reply(text=f"reply {key}"), error="empty reply" if key == keys[0] else None))
+
+    assert prepare_cache(tmp_path, "files") == "files"
+    assert cache_layout(tmp_path) == "files"
+    with open_cache(tmp_path, "diskcache") as cache:
+        assert isinstance(cache, FileReplyCache) and len(cache) == len(keys)
+        assert all(cache.get(key).reply.text == f"reply {key}" for key in keys)
+        assert cache.get(keys[0]).error == "empty reply"
+    assert prepare_cache(tmp_path, "diskcache") == "files", "a converted cache stays in files"

@@ -12,8 +12,10 @@
   Each entry holds its own key, so a file cut short by a host crash reads as a miss.
 
 A cache directory records its layout in a `LAYOUT` file when it is made (`prepare_cache`, at parse
-time), and every later opener follows it, whatever `cache_layout` says then. In both layouts `put` keeps the first entry stored under
-a key and returns what the cache holds.
+time), and every later opener follows it, whatever `cache_layout` says then, with one exception:
+a diskcache asked for as `files` (a cache made locally, then run on a cluster) is converted first,
+since SQLite must not be shared across hosts. In both layouts `put` keeps the first entry stored
+under a key and returns what the cache holds.
 """
 
 from __future__ import annotations
@@ -71,11 +73,42 @@ def prepare_cache(directory: str | os.PathLike, layout: str) -> str:
     if layout not in LAYOUTS:
         raise CacheLayoutError(f"cache_layout {layout!r} is unknown; choose one of {list(LAYOUTS)}")
     existing = cache_layout(directory)
+    if existing == "diskcache" and layout == "files":
+        convert_to_files(directory)
+        return "files"
     if existing is None:
         os.makedirs(directory, exist_ok=True)
-        with open(os.path.join(directory, LAYOUT_FILE), "w") as f:
-            f.write(layout + "\n")
+        _write_layout(directory, layout)
     return existing or layout
+
+
+def _write_layout(directory: str | os.PathLike, layout: str) -> None:
+    temporary = os.path.join(directory, f".{LAYOUT_FILE}.{os.getpid()}.tmp")
+    with open(temporary, "w") as f:
+        f.write(layout + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, os.path.join(directory, LAYOUT_FILE))
+
+
+def convert_to_files(directory: str | os.PathLike) -> int:
+    """Copy every entry of a diskcache cache into the file layout beside it, then switch `LAYOUT`.
+
+    Run by one process (Snakemake's main process, at parse time) before any job. Interrupted, it
+    starts again next time and skips what it copied. The diskcache files stay, unused, until removed.
+    Returns the number of entries copied.
+    """
+    copied = 0
+    with DiskReplyCache(directory) as source:
+        target = FileReplyCache(directory)
+        for key in source.keys():
+            entry = source.get(key)
+            if entry is not None and target.get(key) is None:
+                target.put(key, entry, durable=False)
+                copied += 1
+    os.sync()  # every copied file on disk before the layout says they are there
+    _write_layout(directory, "files")
+    return copied
 
 
 def open_cache(directory: str | os.PathLike, layout: str | None = None):
@@ -152,8 +185,10 @@ class FileReplyCache:
     def get(self, key: str) -> Entry | None:
         return self._read(self.path(key), key)
 
-    def put(self, key: str, entry: Entry) -> Entry:
-        """Store `entry` unless the key already has one; returns the entry the cache now holds for `key`."""
+    def put(self, key: str, entry: Entry, durable: bool = True) -> Entry:
+        """Store `entry` unless the key already has one; returns the entry the cache now holds for `key`.
+
+        `durable=False` skips the fsync, for bulk copies that sync once at the end."""
         path = self.path(key)
         stored = self._read(path, key)
         if stored is not None:
@@ -165,7 +200,8 @@ class FileReplyCache:
         with open(temporary, "xb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         try:
             try:
                 os.link(temporary, path)  # atomic, and refuses to replace: the first writer wins
