@@ -18,7 +18,7 @@ from conftest import Workflow
 from slurm_cluster import SlurmCluster, missing_binaries
 
 from glan.fake_server import FakeLLM
-from glan.llm.cache import open_cache
+from glan.llm.cache import cache_layout, open_cache
 
 REQUESTS = 66  # three disciplines at the tiny scale: 22 requests each (see test_incremental.py)
 DISCIPLINES = 3
@@ -97,6 +97,9 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         assert server.count == 0
 
         # The cache the compute nodes wrote is the one a local run reads: a local rebuild sends nothing.
+        # It is in the file layout, safe across hosts (no SQLite on the shared filesystem).
+        assert cache_layout(workflow.path("cache")) == "files"
+        assert not list(workflow.path("cache").glob("*.db"))
         with open_cache(workflow.path("cache")) as cache:
             assert len(cache) == REQUESTS
         shutil.rmtree(workflow.path("results"))
