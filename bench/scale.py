@@ -19,26 +19,25 @@ from glan.fake_server import FakeLLM
 from glan.taxonomy import leaves, parse_taxonomy
 
 ARTIFACTS = [
-    "subjects.json",
-    "subjects.rejects.jsonl",
-    "syllabus.json",
-    "syllabus.rejects.jsonl",
-    "questions.jsonl",
-    "questions.rejects.jsonl",
-    "answers.jsonl",
-    "answers.rejects.jsonl",
+    f"{stage}{suffix}"
+    for stage, kind in [("subjects", ".json"), ("syllabus", ".json"), ("questions", ".jsonl"), ("answers", ".jsonl")]
+    for suffix in (kind, ".rejects.jsonl", ".log", ".tsv")
 ]
+FOLDERS = {".log": "logs", ".tsv": "benchmarks"}
 
 
 def build_tree(workspace: Workspace, ids: list[str]) -> None:
     workspace.snakemake("--cores", "2", f"results/nodes/{ids[0]}/answers.jsonl")
     for name in ARTIFACTS:
-        folder = "logs" if name.endswith(".log") else "results/nodes"
+        folder = FOLDERS.get(Path(name).suffix, "results/nodes")
         for node in ids[1:]:
             target = workspace.dir / folder / node / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(workspace.dir / folder / ids[0] / name, target)
         time.sleep(0.01)  # each stage's files strictly newer than the one before
+    _, plan = workspace.snakemake("-n", "--cores", "2")
+    stage_jobs = [line for line in plan.splitlines() if line.startswith(("rule subjects", "rule answers"))]
+    assert not stage_jobs, "copied artifacts were not taken as built:\n" + plan[-3000:]
     workspace.snakemake("--cores", "2")  # the whole-taxonomy jobs (dataset and after)
 
 
