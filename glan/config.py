@@ -14,12 +14,6 @@ def stage_llm(config: dict, stage: str) -> dict:
     return {**config["llm"], **config["stages"][stage].get("llm", {})}
 
 
-def _sorted(value):
-    if isinstance(value, dict):
-        return {k: _sorted(value[k]) for k in sorted(value)}
-    return value
-
-
 def stage_settings(config: dict, stage: str) -> dict:
     """The narrow slice a stage's outputs depend on; passed to rules as params so edits re-run only that stage.
 
@@ -27,7 +21,7 @@ def stage_settings(config: dict, stage: str) -> dict:
     """
     llm = stage_llm(config, stage)
     own = {k: v for k, v in config["stages"][stage].items() if k != "llm"}
-    return _sorted({"llm": {k: llm[k] for k in REPLY_LLM_KEYS if k in llm}, "seed": config["seed"], **own})
+    return _sorted_deep({"llm": {k: llm[k] for k in REPLY_LLM_KEYS if k in llm}, "seed": config["seed"], **own})
 
 
 def config_slice(config: dict, *path: str):

@@ -66,31 +66,29 @@ def test_adding_a_discipline_runs_only_that_node(workflow):
     assert len(workflow.path("results/dataset.jsonl").read_bytes().splitlines()) == 4 * PER_NODE["answers"]
 
 
-def test_editing_the_answers_prompt_resends_only_answers(workflow):
+def rebuild_after_prompt_edit(workflow, stage: str, old: str, new: str) -> set[str]:
+    """Build, edit one prompt, build again; return the files the second build changed."""
     workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
-
-    prompt = workflow.path("prompts/answers.yaml")
-    prompt.write_text(prompt.read_text().replace("patient teacher", "rigorous teacher"))
+    prompt = workflow.path(f"prompts/{stage}.yaml")
+    prompt.write_text(prompt.read_text().replace(old, new))
     workflow.run()
+    return changed_files(before, workflow.snapshot())
+
+
+def test_editing_the_answers_prompt_resends_only_answers(workflow):
+    changed = rebuild_after_prompt_edit(workflow, "answers", "patient teacher", "rigorous teacher")
 
     assert stage_counts(workflow.server.requests) == Counter({"answers": 3 * PER_NODE["answers"]})
-    assert only_stages(changed_files(before, workflow.snapshot()), "answers")
+    assert changed and only_stages(changed, "answers")
 
 
 def test_editing_the_questions_prompt_resends_questions_and_their_answers(workflow):
-    workflow.run()
-    before = workflow.snapshot()
-    workflow.server.reset()
-
-    prompt = workflow.path("prompts/questions.yaml")
-    prompt.write_text(prompt.read_text().replace("homework question", "exam question"))
-    workflow.run()
+    changed = rebuild_after_prompt_edit(workflow, "questions", "homework question", "exam question")
 
     expected = {"questions": 3 * PER_NODE["questions"], "answers": 3 * PER_NODE["answers"]}
     assert stage_counts(workflow.server.requests) == Counter(expected)
-    changed = changed_files(before, workflow.snapshot())
     assert changed and only_stages(changed, "questions", "answers")
 
 
