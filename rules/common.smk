@@ -3,9 +3,9 @@ import os
 from glan.config import STAGES, stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
 from glan.llm.cache import CacheLayoutError, prepare_cache
-from glan.llm.slots import serve_for_run
 from glan.prompts import PromptError
 from glan.stages.run import check_prompts, planned_requests
+from glan.stages.server import start_for_run
 from glan.taxonomy import TaxonomyError, load_taxonomy, select, write_node_files
 
 # One file per discipline, rewritten only when its own content changes: each node's jobs
@@ -32,20 +32,23 @@ if workflow.is_main_process and "local" in {
 
 
 # Requests in flight for the whole run stay under llm.concurrency, however many jobs run at once.
-# Locally, jobs share one pool of request slots served by this process (glan/llm/slots.py), held
-# only while a request is in flight. On a cluster, each job takes a static share instead: as many
-# of Snakemake's global `llm_slots` as it has requests, at most the cap, sending that many at a time.
-# `--resources llm_slots=N` (command line or profile) sets that cluster pool apart from the config.
-# A cluster job's own Snakemake processes (remote and job-step modes) re-evaluate llm_slots and
-# must come to the same share as the main process.
+# Locally, one stage server (glan/stages/server.py), started once there are jobs to run, runs
+# every stage job on one client and one cap; a job process only hands its job over and waits.
+# On a cluster, each job sends itself and takes a static share instead: as many of Snakemake's
+# global `llm_slots` as it has requests, at most the cap. `--resources llm_slots=N` (command
+# line or profile) sets that cluster pool apart from the config. A cluster job's own Snakemake
+# processes (remote and job-step modes) re-evaluate llm_slots and must come to the same share.
 CLUSTER = (
     not workflow.is_main_process
     or workflow.global_resources["_nodes"].value is not None
 )
 if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
-if workflow.is_main_process and not CLUSTER:
-    serve_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
+
+
+onstart:
+    if not CLUSTER:
+        start_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
 
 
 def llm_slots(stage):

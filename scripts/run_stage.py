@@ -1,14 +1,13 @@
-"""Run the stage named after the rule for one node; the logic lives in glan.stages."""
+"""Run the stage named after the rule for one node: on the run's stage server if there is one, else here."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
 from glan.config import stage_llm
-from glan.stages.run import run_stage, setup_logging
+from glan.stages.job import StageJob, submit
 
-setup_logging(snakemake.log[0])
-run_stage(
+job = StageJob(
     stage=snakemake.rule,
     upstream=snakemake.input.upstream,
     template=snakemake.input.prompt,
@@ -17,4 +16,9 @@ run_stage(
     settings=snakemake.params.settings,
     llm={**stage_llm(snakemake.config, snakemake.rule), "slots": snakemake.resources.llm_slots},
     cache_dir=snakemake.config["cache_dir"],
+    log=snakemake.log[0],
 )
+if not submit(job):
+    from glan.stages.run import run_job
+
+    run_job(job)

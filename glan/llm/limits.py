@@ -8,6 +8,7 @@ the cap. Server errors (5xx) are only retried (glan.llm.retry), never taken as a
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
 
@@ -36,6 +37,9 @@ class TokenBucket:
 
 
 class Limiter:
+    """Requests wait in a queue and each release hands its slot to the next in line: waking one
+    waiter per free slot, not all of them, keeps a release cheap with thousands queued."""
+
     def __init__(self, cap: int, requests_per_minute: float | None = None, tokens_per_minute: float | None = None):
         self.cap = max(1, cap)
         self.limit = float(self.cap)
@@ -45,35 +49,57 @@ class Limiter:
         self.cuts = 0
         self.requests = TokenBucket(requests_per_minute) if requests_per_minute else None
         self.tokens = TokenBucket(tokens_per_minute) if tokens_per_minute else None
-        self._changed = asyncio.Condition()
+        self._waiting: collections.deque[asyncio.Future] = collections.deque()
+        self._resume: asyncio.TimerHandle | None = None
 
     async def acquire(self, tokens: int) -> None:
-        async with self._changed:
-            while True:
-                pause = self.paused_until - time.monotonic()
-                if pause > 0:
-                    await asyncio.sleep(pause)
-                    continue
-                if self.in_flight < int(self.limit):
-                    break
-                await self._changed.wait()
+        if not self._waiting and not self._paused() and self.in_flight < int(self.limit):
             self.in_flight += 1
+        else:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.append(waiter)
+            self._hand_over()
+            try:
+                await waiter  # the slot is handed over with the wake-up: in_flight already counts it
+            except asyncio.CancelledError:
+                if waiter.cancelled():
+                    self._waiting.remove(waiter)
+                else:
+                    self.in_flight -= 1
+                    self._hand_over()
+                raise
         if self.requests:
             await self.requests.take(1)
         if self.tokens:
             await self.tokens.take(tokens)
 
     async def release(self, rate_limited: bool = False, retry_after: float | None = None) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            if rate_limited:
-                self.limit = max(1.0, self.limit * 0.75)
-                self.paused_until = max(self.paused_until, time.monotonic() + (retry_after or 1.0))
+        self.in_flight -= 1
+        if rate_limited:
+            self.limit = max(1.0, self.limit * 0.75)
+            self.paused_until = max(self.paused_until, time.monotonic() + (1.0 if retry_after is None else retry_after))
+            self.successes = 0
+            self.cuts += 1
+        else:
+            self.successes += 1
+            if self.successes >= self.limit and self.limit < self.cap:
+                self.limit += 1
                 self.successes = 0
-                self.cuts += 1
-            else:
-                self.successes += 1
-                if self.successes >= self.limit and self.limit < self.cap:
-                    self.limit += 1
-                    self.successes = 0
-            self._changed.notify_all()
+        self._hand_over()
+
+    def _paused(self) -> bool:
+        return time.monotonic() < self.paused_until
+
+    def _hand_over(self) -> None:
+        if self._paused():
+            if self._resume is None:
+                delay = self.paused_until - time.monotonic()
+                self._resume = asyncio.get_running_loop().call_later(delay, self._resume_after_pause)
+            return
+        while self._waiting and self.in_flight < int(self.limit):
+            self.in_flight += 1
+            self._waiting.popleft().set_result(None)
+
+    def _resume_after_pause(self) -> None:
+        self._resume = None
+        self._hand_over()

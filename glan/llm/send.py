@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 
 import orjson
@@ -17,12 +16,11 @@ import orjson
 from glan.llm.backends import Backend, make_backend
 from glan.llm.cache import Entry, open_cache
 from glan.llm.limits import Limiter
-from glan.llm.request import Reply, Request
+from glan.llm.request import Reply, Request, canonical_json
 from glan.llm.retry import RetryPolicy, TransientError, call_with_retries
-from glan.llm.slots import ENVIRONMENT, SlotClient
 from glan.llm.validate import reply_error
 
-log = logging.getLogger("glan")
+LOG = logging.getLogger("glan")
 
 
 @dataclass
@@ -70,7 +68,7 @@ async def send_all(
     limiter: Limiter,
     max_attempts: int,
     retry: RetryPolicy | None = None,
-    pool: SlotClient | None = None,
+    log: logging.Logger = LOG,
 ) -> tuple[list[Outcome], SendStats]:
     stats = SendStats(planned=len(requests))
     retry = retry or RetryPolicy()
@@ -81,17 +79,10 @@ async def send_all(
 
     async def ask(request: Request) -> Reply:
         async def once() -> Reply:
-            tokens = estimated_tokens(request)
-            await limiter.acquire(tokens)
+            await limiter.acquire(estimated_tokens(request))
             rate_limited, retry_after = False, None
             try:
-                if pool:
-                    await pool.acquire(tokens)
-                try:
-                    return await backend.complete(request)
-                finally:
-                    if pool:
-                        pool.release()
+                return await backend.complete(request)
             except TransientError as error:
                 rate_limited, retry_after = error.rate_limited, error.retry_after
                 raise
@@ -122,48 +113,66 @@ async def send_all(
     return list(outcomes), stats
 
 
-def job_limiter(settings: dict, pooled: bool = False) -> Limiter:
-    """This job's own limits. With the run's slot pool, the pool holds the cap and the budgets;
-    without it (on a cluster), the job keeps to its granted `llm_slots` and that share of the budgets."""
+def job_limiter(settings: dict) -> Limiter:
+    """A job sending on its own (on a cluster) keeps to its granted `llm_slots` and that share of the budgets."""
     cap = settings.get("concurrency", 8)
-    if pooled:
-        return Limiter(cap)
     slots = settings.get("slots", cap)
     budgets = {k: v * slots / cap for k, v in settings.get("rate_limits", {}).items() if v}
     return Limiter(slots, **budgets)
 
 
-async def connect_pool() -> SlotClient | None:
-    address = os.environ.get(ENVIRONMENT)
-    if not address:
-        return None
-    try:
-        return await SlotClient.connect(address)
-    except OSError as error:
-        log.warning("slot pool at %s unreachable (%s): keeping to this job's llm_slots", address, error)
-        return None
+class Sender:
+    """What every send in one process shares: a backend (with its connection pool) per endpoint
+    setting, an open cache per directory, and the limiter that holds this process's cap."""
+
+    def __init__(self, limiter: Limiter):
+        self.limiter = limiter
+        self._backends: dict[bytes, Backend] = {}
+        self._caches: dict[str, object] = {}
+
+    def backend(self, settings: dict) -> Backend:
+        key = canonical_json({k: v for k, v in settings.items() if k != "slots"})
+        if key not in self._backends:
+            self._backends[key] = make_backend(settings)
+        return self._backends[key]
+
+    def cache(self, directory: str):
+        if directory not in self._caches:
+            self._caches[directory] = open_cache(directory)
+        return self._caches[directory]
+
+    async def send(
+        self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG
+    ) -> tuple[list[Outcome], SendStats]:
+        return await send_all(
+            requests,
+            self.backend(settings),
+            self.cache(cache_dir),
+            self.limiter,
+            max_attempts=settings.get("max_attempts", 3),
+            retry=RetryPolicy.from_settings(settings),
+            log=log,
+        )
+
+    async def aclose(self) -> None:
+        for backend in self._backends.values():
+            await backend.aclose()
+        for cache in self._caches.values():
+            cache.close()
+        self._backends.clear()
+        self._caches.clear()
 
 
-def send(requests: list[Request], settings: dict, cache_dir: str) -> tuple[list[Outcome], SendStats]:
-    """The one effect of a stage: resolve every request to a reply, through the cache."""
+def send(
+    requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG
+) -> tuple[list[Outcome], SendStats]:
+    """Resolve every request to a reply through the cache, in this process and within its own limits."""
 
     async def run():
-        backend = make_backend(settings)
-        pool = await connect_pool()
+        sender = Sender(job_limiter(settings))
         try:
-            with open_cache(cache_dir) as cache:
-                return await send_all(
-                    requests,
-                    backend,
-                    cache,
-                    job_limiter(settings, pooled=pool is not None),
-                    max_attempts=settings.get("max_attempts", 3),
-                    retry=RetryPolicy.from_settings(settings),
-                    pool=pool,
-                )
+            return await sender.send(requests, settings, cache_dir, log)
         finally:
-            if pool:
-                await pool.close()
-            await backend.aclose()
+            await sender.aclose()
 
     return asyncio.run(run())

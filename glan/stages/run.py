@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
 from glan.io import read_json, read_jsonl, write_json, write_jsonl
-from glan.llm.send import send
+from glan.llm.send import Sender, job_limiter
 from glan.prompts import Template
 from glan.stages import answers, questions, subjects, syllabus
+from glan.stages.job import StageJob
 
 STAGES = {"subjects": subjects, "syllabus": syllabus, "questions": questions, "answers": answers}
-
-log = logging.getLogger("glan")
 
 
 def read_artifact(path: str | Path):
@@ -41,16 +41,14 @@ class TooManyRejects(RuntimeError):
     pass
 
 
-def run_stage(
-    stage: str, upstream: str, template: str, output: str, rejects: str, settings: dict, llm: dict, cache_dir: str
-) -> None:
-    module = STAGES[stage]
-    prompt = Template(template)
+async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
+    module = STAGES[job.stage]
+    prompt = Template(job.template)
     prompt.check(module.PLACEHOLDERS)
-    source = read_artifact(upstream)
-    requests = module.plan(source, settings, prompt)
-    outcomes, stats = send(requests, llm, cache_dir)
-    log.info("%s: %s", stage, stats.summary())
+    source = read_artifact(job.upstream)
+    requests = module.plan(source, job.settings, prompt)
+    outcomes, stats = await sender.send(requests, job.llm, job.cache_dir, log)
+    log.info("%s: %s", job.stage, stats.summary())
     rejected = [
         {"key": o.key, "reason": o.error, "attempts": o.request.attempt + 1, "messages": o.request.messages}
         for o in outcomes
@@ -58,24 +56,60 @@ def run_stage(
     ]
     for reject in rejected:
         log.warning(
-            "%s: rejected after %d attempts: %s (%s)", stage, reject["attempts"], reject["reason"], reject["key"]
+            "%s: rejected after %d attempts: %s (%s)", job.stage, reject["attempts"], reject["reason"], reject["key"]
         )
     share = len(rejected) / len(outcomes) if outcomes else 0.0
-    limit = llm.get("max_reject_share", 0.2)
+    limit = job.llm.get("max_reject_share", 0.2)
     if share > limit:
         message = (
-            f"{stage}: {len(rejected)} of {len(outcomes)} requests ({share:.0%}) still had no valid reply after "
-            f"{llm.get('max_attempts', 3)} attempts, more than llm.max_reject_share={limit}; the reasons are in this "
-            "log. Raise llm.max_attempts or the stage's max_tokens, or fix the prompt."
+            f"{job.stage}: {len(rejected)} of {len(outcomes)} requests ({share:.0%}) still had no valid reply after "
+            f"{job.llm.get('max_attempts', 3)} attempts, more than llm.max_reject_share={limit}; the reasons are in "
+            "this log. Raise llm.max_attempts or the stage's max_tokens, or fix the prompt."
         )
         log.error(message)
         raise TooManyRejects(message)
-    write_artifact(rejects, rejected)
-    write_artifact(output, module.assemble(source, outcomes, settings))
+    write_artifact(job.rejects, rejected)
+    write_artifact(job.output, module.assemble(source, outcomes, job.settings))
+
+
+def run_job(job: StageJob) -> None:
+    """Run a job in this process, within its own share of the cap (on a cluster, or without a stage server)."""
+
+    async def run() -> None:
+        sender = Sender(job_limiter(job.llm))
+        try:
+            await run_stage(job, sender, log)
+        finally:
+            await sender.aclose()
+
+    log = job_logger(job.log)
+    try:
+        asyncio.run(run())
+    finally:
+        close_logger(log)
+
+
+def job_logger(path: str | None) -> logging.Logger:
+    """A logger of one job's own, to its log file: several jobs may run in one process (the stage server)."""
+    logger = logging.Logger(f"glan.{path}", logging.INFO)
+    logger.addHandler(_log_handler(path))
+    return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    for handler in logger.handlers:
+        handler.close()
+    logger.handlers.clear()
 
 
 def setup_logging(path: str | None) -> None:
+    """The `glan` logger of a whole-dataset rule's script, to its log file."""
+    logger = logging.getLogger("glan")
+    logger.handlers[:] = [_log_handler(path)]
+    logger.setLevel(logging.INFO)
+
+
+def _log_handler(path: str | None) -> logging.Handler:
     handler = logging.FileHandler(path) if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.handlers[:] = [handler]
-    log.setLevel(logging.INFO)
+    return handler
