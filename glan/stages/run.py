@@ -47,6 +47,7 @@ async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
     prompt.check(module.PLACEHOLDERS)
     source = read_artifact(job.upstream)
     requests = module.plan(source, job.settings, prompt)
+    log.info("%s: %d requests planned", job.stage, len(requests))
     outcomes, stats = await sender.send(requests, job.llm, job.cache_dir, log)
     log.info("%s: %s", job.stage, stats.summary())
     rejected = [

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -33,28 +34,31 @@ _RUNNING: list[subprocess.Popen] = []  # held open for the life of the run: the 
 
 
 def start_for_run(capacity: int, rate_limits: dict) -> str:
-    """Start the server for this (the main Snakemake) process; jobs find it through the environment."""
+    """Start the server for this (the main Snakemake) process; jobs find it through the environment.
+
+    The listening socket is made here and handed to the server, so this returns at once and jobs
+    may connect while the server is still starting: their connections wait in the socket's backlog.
+    """
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    host, port = listener.getsockname()[:2]
     package_root = str(Path(__file__).resolve().parents[2])
-    environment = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
-    }
+    python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    settings = {"capacity": capacity, "rate_limits": rate_limits, "socket": listener.fileno()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "glan.stages.server", json.dumps({"capacity": capacity, "rate_limits": rate_limits})],
+        [sys.executable, "-m", "glan.stages.server", json.dumps(settings)],
         stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=environment,
+        pass_fds=[listener.fileno()],
+        env={**os.environ, "PYTHONPATH": python_path},
     )
-    address = process.stdout.readline().decode().strip()
-    if not address:
-        raise RuntimeError(f"the stage server did not start (exit status {process.wait()})")
+    listener.close()  # the server's copy stays open: if the server dies, jobs are refused, not kept waiting
     _RUNNING.append(process)
+    address = f"{host}:{port}"
     os.environ[SERVER_ENVIRONMENT] = address
     return address
 
 
-async def serve(capacity: int, rate_limits: dict, until: asyncio.Future, host: str = "127.0.0.1") -> None:
-    """Serve jobs until `until` is done; print the address once listening."""
+async def serve(capacity: int, rate_limits: dict, listener: socket.socket, until: asyncio.Future) -> None:
+    """Serve jobs on `listener` until `until` is done."""
     sender = Sender(Limiter(capacity, **{k: v for k, v in rate_limits.items() if v}))
     jobs: set[asyncio.Task] = set()
 
@@ -65,10 +69,7 @@ async def serve(capacity: int, rate_limits: dict, until: asyncio.Future, host: s
         finally:
             jobs.discard(asyncio.current_task())
 
-    server = await asyncio.start_server(connected, host, 0)
-    host, port = server.sockets[0].getsockname()[:2]
-    address = f"{host}:{port}"
-    print(address, flush=True)
+    server = await asyncio.start_server(connected, sock=listener)
     try:
         await until
     finally:
@@ -126,7 +127,10 @@ async def _until_stdin_closes() -> None:
 
 
 async def _main(settings: dict) -> None:
-    await serve(settings["capacity"], settings["rate_limits"], asyncio.ensure_future(_until_stdin_closes()))
+    import openai  # noqa: F401  (every job here sends through it: load it before the first one arrives)
+
+    listener = socket.socket(fileno=settings["socket"])
+    await serve(settings["capacity"], settings["rate_limits"], listener, asyncio.ensure_future(_until_stdin_closes()))
 
 
 if __name__ == "__main__":
