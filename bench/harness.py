@@ -71,6 +71,7 @@ class Workspace:
         """Run snakemake; return wall seconds, its output and its own peak RSS in MiB."""
         command = ["snakemake", "--configfile", "bench.yaml", *args]
         with tempfile.TemporaryFile("w+") as log:
+            self.started = time.time()
             started = time.perf_counter()
             process = subprocess.Popen(command, cwd=self.dir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(process.pid, 0)
@@ -81,6 +82,10 @@ class Workspace:
         if process.returncode != 0:
             raise RuntimeError(f"snakemake failed:\n{output[-5000:]}")
         return elapsed, output, usage.ru_maxrss / 1024
+
+    def done_after(self, path: str) -> float:
+        """Seconds from the start of the last run to when `path` was written (its mtime)."""
+        return (self.dir / path).stat().st_mtime - self.started
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -41,6 +41,22 @@ def build_tree(workspace: Workspace, ids: list[str]) -> None:
     workspace.snakemake("--cores", "2")  # the whole-taxonomy jobs (dataset and after)
 
 
+def logged_rss(log: Path) -> int:
+    """The last peak RSS a job logged (glan.stages.run), in MiB."""
+    return int(
+        next(line for line in log.read_text().splitlines()[::-1] if "peak RSS" in line).split("peak RSS ")[1].split()[0]
+    )
+
+
+def dataset_rules_rss(workspace: Workspace) -> dict[str, int]:
+    """Peak RSS of each rule that reads the whole dataset."""
+    return {
+        log.stem: logged_rss(log)
+        for log in sorted((workspace.dir / "logs").glob("**/*.log"))
+        if log.parent.name in ("logs", "clean", "report")
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
@@ -56,13 +72,21 @@ def main() -> None:
                 build_tree(workspace, ids)
                 noop, output, snakemake_rss = workspace.measure("-n", "--cores", "2")
                 assert "Nothing to be done" in output, output[-2000:]
-                job = Path(workspace.dir / "benchmarks" / ids[0] / "answers.tsv").read_text().splitlines()[1]
-                rows.append((size, noop, snakemake_rss, float(job.split("\t")[2])))
+                rows.append(
+                    (
+                        size,
+                        noop,
+                        snakemake_rss,
+                        logged_rss(workspace.dir / "logs" / ids[0] / "answers.log"),
+                        dataset_rules_rss(workspace),
+                    )
+                )
             finally:
                 workspace.cleanup()
-    print("disciplines  dry-run(s)  per-1k(s)  snakemake peak RSS (MiB)  job peak RSS (MiB)")
-    for size, noop, rss, job_rss in rows:
-        print(f"{size:>11}  {noop:>10.1f}  {noop / size * 1000:>9.2f}  {rss:>24.0f}  {job_rss:>18.0f}")
+    print("disciplines  dry-run(s)  per-1k(s)  peak RSS (MiB): snakemake  stage server  whole-dataset rules")
+    for size, noop, rss, server_rss, dataset_rss in rows:
+        rules = ", ".join(f"{rule} {value:.0f}" for rule, value in dataset_rss.items())
+        print(f"{size:>11}  {noop:>10.1f}  {noop / size * 1000:>9.2f}  {rss:>26.0f}  {server_rss:>12}  {rules}")
 
 
 if __name__ == "__main__":

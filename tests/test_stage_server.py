@@ -4,6 +4,7 @@ reports a failure to the job that asked, and exits with the process that started
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -61,7 +62,10 @@ def test_a_job_handed_over_is_run_and_its_outputs_written(tmp_path, monkeypatch)
         job = subjects_job(tmp_path)
         subprocess.run([sys.executable, "-c", SUBMIT, job.to_json()], check=True, timeout=60)
         assert server.count == 2
-    assert "subjects: planned=2 cached=0 sent=2" in (tmp_path / "subjects.log").read_text()
+    log = (tmp_path / "subjects.log").read_text()
+    assert "subjects: planned=2 cached=0 sent=2" in log
+    rss = int(re.search(r"subjects: process peak RSS (\d+) MiB", log).group(1))
+    assert 20 < rss < 1024  # the server's own peak (VmHWM), not what it inherited from its parent
     assert (tmp_path / "subjects.json").read_bytes()
 
 
