@@ -38,16 +38,31 @@ def synthetic_taxonomy(disciplines: int, per_group: int = 10) -> dict:
     return {"taxonomy": fields}
 
 
-def workload(cap: int) -> dict:
-    """The config overlay of the throughput benchmarks: 344 requests a discipline, sent to the loopback server."""
+# Stage settings of the throughput benchmarks, by shape. Requests per discipline:
+# - small: 4 subjects queries, 20 syllabi, 160 questions, 160 answers = 344: many jobs of few requests;
+# - glan: config/glan.yaml's subjects (10 queries of 20), 200 syllabi, 12 questions a subject:
+#   10 + 200 + 2,400 + 2,400 = 5,010: GLAN's proportions (the paper asks for 40 a subject), where a job
+#   carries thousands of requests.
+WORKLOADS = {
+    "small": {
+        "subjects": {"queries": 4, "per_query": 5, "subtopics": 3},
+        "syllabus": {"sessions": 4, "concepts_per_session": 4},
+        "questions": {"per_subject": 8, "max_concepts": 4},
+    },
+    "glan": {
+        "subjects": {"queries": 10, "per_query": 20, "subtopics": 3},
+        "syllabus": {"sessions": 4, "concepts_per_session": 4},
+        "questions": {"per_subject": 12, "max_concepts": 4},
+    },
+}
+
+
+def workload(cap: int, shape: str = "small") -> dict:
+    """The config overlay of the throughput benchmarks, sent to the loopback server."""
     return {
         "select": [],
         "llm": {"backend": "openai", "model": "bench", "endpoint": "bench", "concurrency": cap},
-        "stages": {
-            "subjects": {"queries": 4, "per_query": 5, "subtopics": 3},
-            "syllabus": {"sessions": 4, "concepts_per_session": 4},
-            "questions": {"per_subject": 8, "max_concepts": 4},
-        },
+        "stages": WORKLOADS[shape],
     }
 
 
