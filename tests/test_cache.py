@@ -38,6 +38,15 @@ def test_eight_processes_writing_two_thousand_entries_each_lose_nothing(tmp_path
                 assert entry.reply.usage == {"total_tokens": i}
 
 
+def test_the_cache_never_evicts_however_large_it_grows(tmp_path):
+    """diskcache's default evicts past a size limit (1 GiB); the limit is shrunk here to show none applies."""
+    with DiskReplyCache(tmp_path) as cache:
+        cache._cache.reset("size_limit", 1)
+        for i in range(200):
+            cache.put(f"k{i}", Entry(Reply(text="x" * 1000)))
+        assert len(cache) == 200 and cache.get("k0").reply.text == "x" * 1000
+
+
 def test_rejected_replies_are_stored_as_rejected(tmp_path):
     with open_cache(tmp_path) as cache:
         cache.put("k", Entry(Reply(text="", finish_reason="stop"), error="empty reply"))

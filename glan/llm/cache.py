@@ -122,7 +122,9 @@ class DiskReplyCache:
         import diskcache
 
         self.directory = os.fspath(directory)
-        self._cache = diskcache.Cache(self.directory, timeout=60)
+        # diskcache evicts past 1 GiB by default: a build cache must never drop a paid-for reply.
+        # No eviction also means no culling scan on every write.
+        self._cache = diskcache.Cache(self.directory, timeout=60, eviction_policy="none")
 
     def get(self, key: str) -> Entry | None:
         raw = self._cache.get(key)
