@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import orjson
 
@@ -41,7 +41,8 @@ class Request:
 
     def key(self, endpoint: str) -> str:
         """Never includes credentials: `endpoint` is the backend's identity (base URL or model hash)."""
-        return sha256_hex(canonical_json({"endpoint": endpoint, **asdict(self)}))
+        fields_ = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict would deep-copy the messages first
+        return sha256_hex(canonical_json({"endpoint": endpoint, **fields_}))
 
     @property
     def seed(self) -> int:
