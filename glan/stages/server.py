@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -134,4 +135,6 @@ async def _main(settings: dict) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group: the jobs stop, and the server with Snakemake (stdin).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(_main(json.loads(sys.argv[1])))
