@@ -14,9 +14,11 @@ describes the latest run of every job, which after an incremental build mixes ol
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from glan.config import STAGES
+from glan.io import digest
 from glan.llm.cache import open_cache
 
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
@@ -36,9 +38,12 @@ def price_of(model: str, usage: dict, prices: dict) -> float | None:
     ) / 1e6
 
 
-def account(records: list[dict], cache_dir: str | Path, prices: dict) -> dict:
-    """Totals per stage, model and node of the replies behind `records`, with estimated cost."""
-    seen: set[str] = set()
+def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dict:
+    """Totals per stage, model and node of the replies behind `records`, with estimated cost.
+
+    Records are read once, as they come; of each key only a 16-byte digest is kept, to count it once."""
+    count = 0
+    seen: set[bytes] = set()
     totals = _empty()
     by_stage = {stage: _empty() for stage in STAGES}
     by_model: dict[str, dict] = {}
@@ -47,12 +52,13 @@ def account(records: list[dict], cache_dir: str | Path, prices: dict) -> dict:
     unpriced: set[str] = set()
     with open_cache(cache_dir) as cache:
         for record in records:
+            count += 1
             provenance = record["provenance"]
             for stage in STAGES:
                 key = provenance["keys"].get(stage)
-                if key is None or key in seen:
+                if key is None or (fingerprint := digest(key)) in seen:
                     continue
-                seen.add(key)
+                seen.add(fingerprint)
                 entry = cache.get(key)
                 if entry is None:
                     missing[stage] += 1
@@ -78,7 +84,7 @@ def account(records: list[dict], cache_dir: str | Path, prices: dict) -> dict:
     for bucket in (totals, *by_stage.values(), *by_model.values(), *by_node.values()):
         bucket["cost"] = round(bucket["cost"], 6)
     return {
-        "records": len(records),
+        "records": count,
         "totals": totals,
         "by_stage": by_stage,
         "by_model": dict(sorted(by_model.items())),

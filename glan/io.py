@@ -3,6 +3,7 @@ JSONL is read and written a record at a time, so whole-dataset steps need no mem
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -44,6 +45,11 @@ def write_if_changed(path: str | os.PathLike, data: bytes) -> bool:
         return False
     write_bytes_atomic(path, data)
     return True
+
+
+def digest(text: str) -> bytes:
+    """16 bytes that stand for `text` in a set of seen ones: a whole-dataset step keeps these, not the texts."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
 def dump_json(obj) -> bytes:

@@ -7,10 +7,10 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.accounting import account
-from glan.io import read_jsonl, write_json
+from glan.io import iter_jsonl, write_json
 from glan.stages.run import setup_logging
 
 setup_logging(snakemake.log[0])
-result = account(read_jsonl(snakemake.input[0]), snakemake.params.cache_dir, snakemake.params.prices)
+result = account(iter_jsonl(snakemake.input[0]), snakemake.params.cache_dir, snakemake.params.prices)
 write_json(snakemake.output[0], result)
 logging.getLogger("glan").info("accounting: %s", result["totals"])

@@ -37,7 +37,7 @@ def test_accounting_counts_each_reply_once_per_stage_model_and_node(tmp_path):
     fill_cache(tmp_path, records)
     prices = {"test-model": {"input_per_mtok": 2.0, "output_per_mtok": 10.0}}
 
-    result = account(records, tmp_path, prices)
+    result = account(iter(records), tmp_path, prices)  # read once, as a file is
 
     assert {s: b["requests"] for s, b in result["by_stage"].items()} == {
         "subjects": 2,
