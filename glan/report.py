@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import html
 import statistics
+from bisect import bisect_right
 from collections import Counter
+from collections.abc import Iterable
+from itertools import accumulate
 from pathlib import Path
 
 from glan.clean import answer, question, words
@@ -22,30 +25,41 @@ MANY_DISCIPLINES = 40  # above this, disciplines are shown as a distribution rat
 
 
 def summarise(
-    raw: list[dict],
-    splits: dict[str, list[dict]],
-    duplicates: list[dict],
+    raw: Iterable[dict],
+    splits: dict[str, Iterable[dict]],
+    duplicates: Iterable[dict],
     contamination: dict,
     accounting: dict,
     run: dict,
 ) -> dict:
-    records = [r for name in ("train", "test") for r in splits[name]]
-    split_of = {r["id"]: name for name in ("train", "test") for r in splits[name]}
+    """Counts, not records: every input is read once, as it comes, so memory does not grow with the dataset.
+
+    Lengths are {words: records} histograms as [words, records] pairs, bounded by the longest text."""
     fields: dict[str, Counter] = {}
     disciplines: dict[str, dict] = {}
-    for record in records:
-        path = record["provenance"]["path"]
-        fields.setdefault(path[0], Counter())[split_of[record["id"]]] += 1
-        entry = disciplines.setdefault(record["provenance"]["node"], {"path": path, "train": 0, "test": 0})
-        entry[split_of[record["id"]]] += 1
+    sizes: Counter = Counter()
+    difficulty, strategy = Counter(), Counter()
+    lengths = {"question": Counter(), "answer": Counter()}
+    for name in ("train", "test"):
+        for record in splits[name]:
+            sizes[name] += 1
+            provenance = record["provenance"]
+            fields.setdefault(provenance["path"][0], Counter())[name] += 1
+            entry = disciplines.setdefault(provenance["node"], {"path": provenance["path"], "train": 0, "test": 0})
+            entry[name] += 1
+            difficulty[provenance["difficulty"]] += 1
+            strategy[provenance["strategy"]] += 1
+            lengths["question"][len(words(question(record)))] += 1
+            lengths["answer"][len(words(answer(record)))] += 1
     reasons = Counter(d["reason"] for d in duplicates)
+    generated = sum(1 for _ in raw)
     return {
         "funnel": {
-            "generated": len(raw),
-            "after_dedup": len(raw) - len(duplicates),
-            "after_decontamination": len(records),
-            "train": len(splits["train"]),
-            "test": len(splits["test"]),
+            "generated": generated,
+            "after_dedup": generated - reasons.total(),
+            "after_decontamination": sizes.total(),
+            "train": sizes["train"],
+            "test": sizes["test"],
         },
         "removed": {
             "exact-duplicate": reasons.get("exact-duplicate", 0),
@@ -54,15 +68,22 @@ def summarise(
         },
         "fields": {name: dict(c) for name, c in fields.items()},
         "disciplines": disciplines,
-        "difficulty": {d: sum(r["provenance"]["difficulty"] == d for r in records) for d in DIFFICULTIES},
-        "strategy": {s: sum(r["provenance"]["strategy"] == s for r in records) for s in STRATEGIES},
-        "lengths": {
-            "question": [len(words(question(r))) for r in records],
-            "answer": [len(words(answer(r))) for r in records],
-        },
+        "difficulty": {d: difficulty[d] for d in DIFFICULTIES},
+        "strategy": {s: strategy[s] for s in STRATEGIES},
+        "lengths": {key: sorted(map(list, counts.items())) for key, counts in lengths.items()},
         "accounting": {k: accounting[k] for k in ("totals", "by_stage", "by_model", "unpriced_models")},
         "run": run,
     }
+
+
+def median(histogram: list[list[int]]) -> float:
+    """The median of the values a sorted [value, count] histogram stands for, as statistics.median gives it."""
+    ends = list(accumulate(count for _, count in histogram))  # one past the position of each value's last record
+
+    def value_at(position: int) -> int:
+        return histogram[bisect_right(ends, position)][0]
+
+    return (value_at((ends[-1] - 1) // 2) + value_at(ends[-1] // 2)) / 2
 
 
 def _pyplot():
@@ -234,16 +255,17 @@ def plot_lengths(summary: dict, path: str | Path) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, key, colour in ((axes[0], "question", COLOURS["train"]), (axes[1], "answer", COLOURS["completion"])):
-        values = summary["lengths"][key]
-        if values:
-            low, high = min(values), max(values)
+        histogram = summary["lengths"][key]
+        if histogram:
+            values, counts = zip(*histogram, strict=True)
+            low, high = values[0], values[-1]
             bins = range(low, high + 2) if high - low < 40 else 40
-            ax.hist(values, bins=bins, color=colour, align="left" if high - low < 40 else "mid")
+            ax.hist(values, bins=bins, weights=counts, color=colour, align="left" if high - low < 40 else "mid")
             _integer_ticks(ax.xaxis)
             _integer_ticks(ax.yaxis)
-            median = statistics.median(values)
-            ax.axvline(median, color="black", linestyle="--", linewidth=1)
-            ax.text(median, ax.get_ylim()[1] * 0.95, f" median {median:g}", va="top", fontsize=8)
+            middle = median(histogram)
+            ax.axvline(middle, color="black", linestyle="--", linewidth=1)
+            ax.text(middle, ax.get_ylim()[1] * 0.95, f" median {middle:g}", va="top", fontsize=8)
         ax.set_title(f"{key.capitalize()} length")
         ax.set_xlabel("words")
         ax.set_ylabel("records")

@@ -6,15 +6,15 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 from glan import report
 from glan.accounting import run_stats
-from glan.io import read_json, read_jsonl, write_json
+from glan.io import iter_jsonl, read_json, write_json
 from glan.stages.run import setup_logging
 
 setup_logging(snakemake.log[0])
 inputs, outputs = snakemake.input, snakemake.output
 summary = report.summarise(
-    raw=read_jsonl(inputs.raw),
-    splits={"train": read_jsonl(inputs.train), "test": read_jsonl(inputs.test)},
-    duplicates=read_jsonl(inputs.duplicates),
+    raw=iter_jsonl(inputs.raw),
+    splits={"train": iter_jsonl(inputs.train), "test": iter_jsonl(inputs.test)},
+    duplicates=iter_jsonl(inputs.duplicates),
     contamination=read_json(inputs.contamination),
     accounting=read_json(inputs.accounting),
     run=run_stats(list(inputs.logs)),

@@ -7,6 +7,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local files only: never ask the Hub
 
 import shutil
+import statistics
+from collections import Counter
 
 import datasets
 import orjson
@@ -117,6 +119,8 @@ def test_plots_and_summary_page_are_drawn(tmp_path):
     assert summary["removed"] == {"exact-duplicate": 0, "near-duplicate": 1, "contamination: gsm8k": 1}
     assert summary["difficulty"] == {"easy": 3, "medium": 0, "hard": 3}
     assert summary["fields"]["Natural Sciences"] == {"test": 1, "train": 3}
+    # lengths in words as [words, records] pairs: "Question number {i}" and i more words; one answer length
+    assert summary["lengths"] == {"question": [[3 + i, 1] for i in range(6)], "answer": [[6, 6]]}
 
     paths = {name: tmp_path / f"{name}.png" for name in PLOTS}
     report.plot_records(summary, paths["records_per_field"], paths["records_per_discipline"])
@@ -128,6 +132,12 @@ def test_plots_and_summary_page_are_drawn(tmp_path):
     assert all(path.read_bytes().startswith(PNG) for path in paths.values())
     page = (tmp_path / "summary.html").read_text()
     assert "records generated</td><td>7" in page and "<td>questions</td>" in page
+
+
+def test_the_median_of_a_length_histogram_is_the_median_of_the_lengths():
+    for lengths in ([7], [1, 2], [3, 3, 5], [2, 9, 9, 10], [4, 4, 4, 4, 8, 8]):
+        histogram = sorted(map(list, Counter(lengths).items()))
+        assert report.median(histogram) == statistics.median(lengths), lengths
 
 
 def test_many_disciplines_are_drawn_as_a_distribution(tmp_path):
