@@ -19,9 +19,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import orjson
+
+from glan.io import digest, dump_line, open_atomic
 
 WORDS = re.compile(r"\w+")
 TOKENS = re.compile(r"\w+|[^\w\s]")  # operators and punctuation count in near-duplicate questions ("2+3" vs "2-3")
@@ -74,41 +77,44 @@ def _removed(record: dict, reason: str, **details) -> dict:
 # ---------------------------------------------------------------------------------------------- deduplication
 
 
-def deduplicate(records: list[dict], settings: dict) -> tuple[list[dict], list[dict]]:
-    """Return (kept, removed); each removed entry names the kept record it duplicates and how closely."""
-    from datasketch import LeanMinHash, MinHash, MinHashLSH
+def deduplicate(records: Iterable[dict], settings: dict) -> Iterator[tuple[dict, dict | None]]:
+    """Each record with None if it stays, or the entry naming the kept record it duplicates and how closely.
 
+    Records stream through: of a kept record only the digest of its exact key, its id and, for near
+    duplicates, its MinHash signature in the LSH index are kept."""
+    exact = settings.get("exact", True)
     near = settings.get("near", True)
     threshold = settings.get("near_threshold", 0.85)
     num_perm = settings.get("num_perm", 128)
     size = settings.get("shingle", 3)
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm) if near else None
-    signatures: list = []  # of kept records, by position in `kept`
-    exact: dict[str, int] = {}
-    kept, removed = [], []
+    if near:
+        from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    kept_ids: list[str] = []  # of kept records, in order; positions are the LSH keys
+    signatures: list = []  # of kept records, by position
+    first: dict[bytes, str] = {}  # exact key digest -> id of the kept record that has it
     for record in records:
         text = question(record)
-        key = exact_key(text)
-        if settings.get("exact", True) and key in exact:
-            original = kept[exact[key]]
-            removed.append(_removed(record, "exact-duplicate", duplicate_of=original["id"], similarity=1.0))
+        key = digest(exact_key(text)) if exact else None
+        if key in first:
+            yield record, _removed(record, "exact-duplicate", duplicate_of=first[key], similarity=1.0)
             continue
-        signature = None
         if near:
             signature = MinHash(num_perm=num_perm, seed=1)
             signature.update_batch([s.encode() for s in sorted(shingles(text, size))])
             scored = [(signature.jaccard(signatures[i]), -i) for i in lsh.query(signature)]
             best = max((s for s in scored if s[0] >= threshold), default=None)
             if best is not None:
-                original = kept[-best[1]]
                 similarity = round(float(best[0]), 4)
-                removed.append(_removed(record, "near-duplicate", duplicate_of=original["id"], similarity=similarity))
+                yield record, _removed(record, "near-duplicate", duplicate_of=kept_ids[-best[1]], similarity=similarity)
                 continue
-            lsh.insert(len(kept), signature)
+            lsh.insert(len(kept_ids), signature)
             signatures.append(LeanMinHash(signature))
-        exact.setdefault(key, len(kept))
-        kept.append(record)
-    return kept, removed
+            kept_ids.append(record["id"])
+        if exact:
+            first[key] = record["id"]
+        yield record, None
 
 
 # ---------------------------------------------------------------------------------------------- decontamination
@@ -179,8 +185,11 @@ def benchmark_name(benchmark: dict) -> str:
     return benchmark.get("name") or Path(benchmark["path"]).stem
 
 
-def decontaminate(records: list[dict], settings: dict) -> tuple[list[dict], list[dict], dict]:
-    """Return (kept, removed, report); the report counts items and removed records per benchmark."""
+def decontaminate(records: Iterable[dict], settings: dict) -> tuple[Iterator[tuple[dict, dict | None]], dict]:
+    """Each record with None if it stays, or the entry naming the benchmark texts it contains; and the report.
+
+    The benchmarks are read at once, so a bad one fails before any record is; the report counts items and
+    removed records per benchmark, complete once the pairs are exhausted."""
     n, threshold = settings.get("ngram", 13), settings.get("threshold", 0.5)
     min_words, fields = settings.get("min_words", 8), settings.get("fields", ["question"])
     indexes = []
@@ -202,29 +211,49 @@ def decontaminate(records: list[dict], settings: dict) -> tuple[list[dict], list
                 "removed": 0,
             }
         )
-    kept, removed = [], []
-    for record in records:
-        matches, first = [], None
-        for number, (name, index) in enumerate(indexes):
-            best = None
-            for field in fields:
-                found = index.best_match(TEXTS[field](record))
-                if found and found[1] >= threshold and (best is None or found[1] > best["overlap"]):
-                    best = {
-                        "benchmark": name,
-                        "field": field,
-                        "item": found[0],
-                        "overlap": round(found[1], 4),
-                        "text": index.texts[found[0]][:300],
-                    }
-            if best:
-                report["benchmarks"][number]["matched"] += 1
-                first = number if first is None else first
-                matches.append(best)
-        if matches:
-            report["benchmarks"][first]["removed"] += 1
-            removed.append(_removed(record, "contamination", benchmark=matches[0]["benchmark"], matches=matches))
-        else:
-            kept.append(record)
-    report["records_in"], report["records_out"] = len(records), len(kept)
-    return kept, removed, report
+
+    def screen() -> Iterator[tuple[dict, dict | None]]:
+        report["records_in"] = report["records_out"] = 0
+        for record in records:
+            report["records_in"] += 1
+            matches, first = [], None
+            for number, (name, index) in enumerate(indexes):
+                best = None
+                for field in fields:
+                    found = index.best_match(TEXTS[field](record))
+                    if found and found[1] >= threshold and (best is None or found[1] > best["overlap"]):
+                        best = {
+                            "benchmark": name,
+                            "field": field,
+                            "item": found[0],
+                            "overlap": round(found[1], 4),
+                            "text": index.texts[found[0]][:300],
+                        }
+                if best:
+                    report["benchmarks"][number]["matched"] += 1
+                    first = number if first is None else first
+                    matches.append(best)
+            if matches:
+                report["benchmarks"][first]["removed"] += 1
+                yield record, _removed(record, "contamination", benchmark=matches[0]["benchmark"], matches=matches)
+            else:
+                report["records_out"] += 1
+                yield record, None
+
+    return screen(), report
+
+
+def sift(pairs: Iterable[tuple[dict, dict | None]], kept: str | Path, removed: str | Path) -> Counter:
+    """Write each record that stays to `kept` and each removal entry to `removed`, as they come; count both.
+
+    The counter has "kept" and one count per removal reason."""
+    counts: Counter = Counter()
+    with open_atomic(kept) as kept_out, open_atomic(removed) as removed_out:
+        for record, removal in pairs:
+            if removal is None:
+                counts["kept"] += 1
+                kept_out.write(dump_line(record))
+            else:
+                counts[removal["reason"]] += 1
+                removed_out.write(dump_line(removal))
+    return counts

@@ -6,17 +6,15 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 import logging
 
-from glan.clean import decontaminate
-from glan.io import read_jsonl, write_json, write_jsonl
+from glan.clean import decontaminate, sift
+from glan.io import iter_jsonl, write_json
 from glan.stages.run import setup_logging
 
 setup_logging(snakemake.log[0])
-records = read_jsonl(snakemake.input.dataset)
-kept, removed, report = decontaminate(records, snakemake.params.settings)
-write_jsonl(snakemake.output.kept, kept)
-write_jsonl(snakemake.output.removed, removed)
+pairs, report = decontaminate(iter_jsonl(snakemake.input.dataset), snakemake.params.settings)
+sift(pairs, snakemake.output.kept, snakemake.output.removed)
 write_json(snakemake.output.report, report)
 log = logging.getLogger("glan")
-log.info("decontaminate: %d records in, %d kept", len(records), len(kept))
+log.info("decontaminate: %(records_in)d records in, %(records_out)d kept", report)
 for benchmark in report["benchmarks"]:
     log.info("decontaminate: %(name)s: %(texts)d texts, %(matched)d records matched, %(removed)d removed", benchmark)

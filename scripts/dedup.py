@@ -6,14 +6,12 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 import logging
 
-from glan.clean import deduplicate
-from glan.io import read_jsonl, write_jsonl
+from glan.clean import deduplicate, sift
+from glan.io import iter_jsonl
 from glan.stages.run import setup_logging
 
 setup_logging(snakemake.log[0])
-records = read_jsonl(snakemake.input[0])
-kept, removed = deduplicate(records, snakemake.params.settings)
-write_jsonl(snakemake.output.kept, kept)
-write_jsonl(snakemake.output.removed, removed)
-reasons = {r: sum(d["reason"] == r for d in removed) for r in ("exact-duplicate", "near-duplicate")}
-logging.getLogger("glan").info("dedup: %d records in, %d kept, removed %s", len(records), len(kept), reasons)
+pairs = deduplicate(iter_jsonl(snakemake.input[0]), snakemake.params.settings)
+counts = sift(pairs, snakemake.output.kept, snakemake.output.removed)
+reasons = {r: counts[r] for r in ("exact-duplicate", "near-duplicate")}
+logging.getLogger("glan").info("dedup: %d records in, %d kept, removed %s", counts.total(), counts["kept"], reasons)

@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 from records import PATHS, make_record
 
-from glan.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark
+from glan.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark, sift
+from glan.io import dump_jsonl, read_jsonl
 
 DEDUP = {"exact": True, "near": True, "near_threshold": 0.8, "num_perm": 128, "shingle": 3}
 LONG = (
@@ -21,11 +22,26 @@ def ids(records):
     return [r["id"] for r in records]
 
 
+def parted(pairs):
+    """(kept, removed) from the (record, removal entry or None) pairs the cleaning steps yield."""
+    pairs = list(pairs)
+    return [r for r, removal in pairs if removal is None], [removal for _, removal in pairs if removal is not None]
+
+
+def dedup(records, settings):
+    return parted(deduplicate(records, settings))
+
+
+def clean(records, settings):
+    pairs, report = decontaminate(records, settings)
+    return (*parted(pairs), report)
+
+
 def test_exact_duplicates_differ_only_in_case_and_spacing_and_the_first_one_stays():
     first = make_record("What is the speed of light in vacuum?")
     copy = make_record("  what is the SPEED of light in   vacuum?", node="mathematics/number-theory")
     other = make_record("What is the speed of sound in air?")
-    kept, removed = deduplicate([first, copy, other], {**DEDUP, "near": False})
+    kept, removed = dedup([first, copy, other], {**DEDUP, "near": False})
     assert ids(kept) == ids([first, other])
     assert removed == [
         {
@@ -41,7 +57,7 @@ def test_exact_duplicates_differ_only_in_case_and_spacing_and_the_first_one_stay
 
 def test_operators_keep_arithmetic_questions_apart():
     records = [make_record("Compute 17 + 25 mod 7."), make_record("Compute 17 - 25 mod 7.")]
-    kept, removed = deduplicate(records, {**DEDUP, "near_threshold": 0.9})
+    kept, removed = dedup(records, {**DEDUP, "near_threshold": 0.9})
     assert not removed and len(kept) == 2
 
 
@@ -49,13 +65,13 @@ def test_near_duplicates_across_nodes_name_the_kept_record():
     original = make_record(LONG)
     reworded = make_record(LONG.replace("candle", "small candle"), node="mathematics/number-theory")
     unrelated = make_record("Explain how natural selection acts on variation within a population of finches.")
-    kept, removed = deduplicate([original, reworded, unrelated], DEDUP)
+    kept, removed = dedup([original, reworded, unrelated], DEDUP)
     assert ids(kept) == ids([original, unrelated])
     (entry,) = removed
     assert entry["reason"] == "near-duplicate" and entry["duplicate_of"] == original["id"]
     assert DEDUP["near_threshold"] <= entry["similarity"] < 1
 
-    kept, removed = deduplicate([original, reworded, unrelated], {**DEDUP, "near": False})
+    kept, removed = dedup([original, reworded, unrelated], {**DEDUP, "near": False})
     assert len(kept) == 3 and not removed
 
 
@@ -63,10 +79,18 @@ def test_dedup_is_deterministic_and_idempotent():
     nodes = list(PATHS)
     records = [make_record(f"{LONG} Variant {i % 3}.", node=nodes[i // 3]) for i in range(6)]
     records += [make_record("What is a prime number?", node=node) for node in nodes]
-    kept, removed = deduplicate(records, DEDUP)
-    assert (kept, removed) == deduplicate(records, DEDUP)
-    assert deduplicate(kept, DEDUP) == (kept, [])
+    kept, removed = dedup(records, DEDUP)
+    assert (kept, removed) == dedup(records, DEDUP)
+    assert dedup(kept, DEDUP) == (kept, [])
     assert len(kept) + len(removed) == len(records)
+
+
+def test_sift_writes_the_records_that_stay_and_the_removal_entries_as_they_come(tmp_path):
+    records = [make_record("What is a prime number?", node=node) for node in PATHS]
+    counts = sift(deduplicate(iter(records), DEDUP), tmp_path / "kept.jsonl", tmp_path / "removed.jsonl")
+    assert counts == {"kept": 1, "exact-duplicate": 2}
+    assert (tmp_path / "kept.jsonl").read_bytes() == dump_jsonl(records[:1])
+    assert ids(read_jsonl(tmp_path / "removed.jsonl")) == ids(records[1:])
 
 
 def write_jsonl(path, rows):
@@ -95,14 +119,14 @@ def test_contaminated_records_are_removed_and_reported_per_benchmark(tmp_path):
         "min_words": 5,
         "fields": ["question"],
     }
-    kept, removed, report = decontaminate(records, settings)
+    kept, removed, report = clean(records, settings)
     assert ids(kept) == ids(records[1:])
     assert removed[0]["reason"] == "contamination" and removed[0]["benchmark"] == "gsm8k"
     assert removed[0]["matches"][0]["overlap"] == 1.0 and removed[0]["matches"][0]["item"] == 0
     assert [(b["name"], b["texts"], b["removed"]) for b in report["benchmarks"]] == [("gsm8k", 2, 1), ("mmlu", 1, 0)]
     assert (report["records_in"], report["records_out"]) == (4, 3)
 
-    kept, removed, report = decontaminate(records, {**settings, "fields": ["question", "answer"]})
+    kept, removed, report = clean(records, {**settings, "fields": ["question", "answer"]})
     assert ids(removed) == ids([records[0], records[3]])
     assert removed[1]["matches"][0]["field"] == "answer" and report["benchmarks"][1]["removed"] == 1
 
@@ -111,14 +135,14 @@ def test_short_benchmark_texts_are_skipped_unless_min_words_allows_them(tmp_path
     bench = write_jsonl(tmp_path / "short.jsonl", [{"prompt": "Define entropy."}])
     records = [make_record("Define entropy."), make_record(LONG)]
     settings = {"benchmarks": [{"path": bench, "field": "prompt"}], "ngram": 13, "threshold": 0.5}
-    assert len(decontaminate(records, {**settings, "min_words": 8})[0]) == 2
-    kept, removed, _ = decontaminate(records, {**settings, "min_words": 2})
+    assert len(clean(records, {**settings, "min_words": 8})[0]) == 2
+    kept, removed, _ = clean(records, {**settings, "min_words": 2})
     assert ids(removed) == ids(records[:1])
 
 
 def test_no_benchmarks_keeps_everything():
     records = [make_record(LONG)]
-    kept, removed, report = decontaminate(records, {"benchmarks": []})
+    kept, removed, report = clean(records, {"benchmarks": []})
     assert kept == records and not removed and report["benchmarks"] == []
 
 
@@ -134,4 +158,4 @@ def test_benchmark_errors_name_the_file_and_field(tmp_path):
         load_benchmark(tmp_path / "b.csv", "question")
     twice = [{"path": bench, "field": "question"}, {"path": bench, "field": "question"}]
     with pytest.raises(BenchmarkError, match="two benchmarks are named 'b'"):
-        decontaminate([], {"benchmarks": twice})
+        decontaminate([], {"benchmarks": twice})  # before any record is read
