@@ -9,19 +9,32 @@ record keeps its split when others are added. Records keep dataset order within 
 from __future__ import annotations
 
 import hashlib
-import io
+import heapq
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from typing import NamedTuple
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import yaml
 
 from glan.config import STAGES
-from glan.io import write_bytes_atomic
+from glan.io import copy_atomic, dump_line, open_atomic, write_bytes_atomic
 
 SPLITS = ("train", "test")
+BATCH_ROWS = 10_000  # records per Parquet row group: what the export holds in memory per split
 
 
-def _rank(record: dict, seed: int) -> str:
-    return hashlib.sha256(f"{seed}:{record['id']}".encode()).hexdigest()
+class Survey(NamedTuple):
+    """What the first pass over the dataset finds: the ids of the test questions and the Parquet schema."""
+
+    test_ids: set[str]
+    schema: pa.Schema
+
+
+def _rank(record: dict, seed: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{record['id']}".encode()).digest(), "big")
 
 
 def held_out_count(count: int, settings: dict) -> int:
@@ -29,33 +42,58 @@ def held_out_count(count: int, settings: dict) -> int:
     return min(settings["test_per_discipline"], int(count * settings.get("max_test_share", 0.5)))
 
 
-def split(records: list[dict], settings: dict) -> dict[str, list[dict]]:
-    by_node: dict[str, list[dict]] = {}
+def _batches(records: Iterable[dict]) -> Iterator[list[dict]]:
+    batch = []
     for record in records:
-        by_node.setdefault(record["provenance"]["node"], []).append(record)
-    held_out = set()
-    for group in by_node.values():
-        ranked = sorted(group, key=lambda r: _rank(r, settings.get("seed", 0)))
-        held_out.update(r["id"] for r in ranked[: held_out_count(len(group), settings)])
-    return {
-        "train": [r for r in records if r["id"] not in held_out],
-        "test": [r for r in records if r["id"] in held_out],
+        batch.append(record)
+        if len(batch) == BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def survey(records: Iterable[dict], settings: dict) -> Survey:
+    """The first pass: per discipline only the `test_per_discipline` best-ranked ids are kept (a heap),
+    and the schema is inferred a batch at a time and unified, as if from every record at once."""
+    seed, most = settings.get("seed", 0), settings["test_per_discipline"]
+    best: dict[str, list[tuple[int, str]]] = {}  # node -> max-heap of (-rank, id), the `most` best ranks
+    counts: Counter = Counter()
+    schema = pa.schema([("id", pa.string())])  # no records: what an empty file needs to load
+    for number, batch in enumerate(_batches(records)):
+        inferred = pa.Table.from_pylist(batch).schema
+        schema = inferred if number == 0 else pa.unify_schemas([schema, inferred], promote_options="permissive")
+        for record in batch:
+            node = record["provenance"]["node"]
+            counts[node] += 1
+            heap = best.setdefault(node, [])
+            entry = (-_rank(record, seed), record["id"])
+            if len(heap) < most:
+                heapq.heappush(heap, entry)
+            else:
+                heapq.heappushpop(heap, entry)
+    test_ids = {
+        record_id
+        for node, heap in best.items()
+        for _, record_id in sorted(heap, reverse=True)[: held_out_count(counts[node], settings)]
     }
+    return Survey(test_ids, schema)
 
 
-def parquet_bytes(splits: dict[str, list[dict]]) -> dict[str, bytes]:
-    """One Parquet file per split, all with the schema inferred from every record (so an empty split loads too)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+class Tally:
+    """What the card says about the records: taxonomy paths per split (in dataset order) and models per stage."""
 
-    everything = [r for name in SPLITS for r in splits[name]]
-    schema = pa.Table.from_pylist(everything).schema if everything else pa.schema([("id", pa.string())])
-    files = {}
-    for name in SPLITS:
-        buffer = io.BytesIO()
-        pq.write_table(pa.Table.from_pylist(splits[name], schema=schema), buffer, compression="zstd")
-        files[name] = buffer.getvalue()
-    return files
+    def __init__(self):
+        self.paths: dict[str, Counter] = {name: Counter() for name in SPLITS}
+        self.models: dict[str, set[str]] = {stage: set() for stage in STAGES}
+
+    def add(self, name: str, record: dict) -> None:
+        self.paths[name][tuple(record["provenance"]["path"])] += 1
+        for stage in STAGES:
+            self.models[stage].add(record["provenance"]["models"][stage])
+
+    def count(self, name: str) -> int:
+        return self.paths[name].total()
 
 
 def size_category(count: int) -> str:
@@ -71,13 +109,13 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def card(splits: dict[str, list[dict]], facts: dict, settings: dict) -> str:
+def card(tally: Tally, facts: dict, settings: dict) -> str:
     """The dataset card (README.md): counts, fields, models, taxonomy version, cleaning, cost, licence note.
 
     `facts` holds what the card reports from other steps: taxonomy sha256, duplicate counts by reason,
     the decontamination report, and the accounting.
     """
-    total = sum(len(s) for s in splits.values())
+    total = sum(tally.count(name) for name in SPLITS)
     front = {
         "license": settings.get("license", "other"),
         "language": ["en"],
@@ -92,18 +130,18 @@ def card(splits: dict[str, list[dict]], facts: dict, settings: dict) -> str:
                 "data_files": [
                     {"split": name, "path": f"data/{name}.parquet"}
                     for name in SPLITS
-                    if splits[name] or name == "train"
+                    if tally.count(name) or name == "train"
                 ],
             }
         ],
     }
-    records = [r for name in SPLITS for r in splits[name]]
-    fields = Counter(r["provenance"]["path"][0] for r in records)
+    fields: Counter = Counter()
     disciplines: dict[tuple, Counter] = {}
     for name in SPLITS:
-        for r in splits[name]:
-            disciplines.setdefault(tuple(r["provenance"]["path"]), Counter())[name] += 1
-    models = {stage: sorted({r["provenance"]["models"][stage] for r in records}) for stage in STAGES}
+        for path, count in tally.paths[name].items():
+            fields[path[0]] += count
+            disciplines.setdefault(path, Counter())[name] += count
+    models = {stage: sorted(names) for stage, names in tally.models.items()}
     duplicates, contamination, accounting = facts["duplicates"], facts["contamination"], facts["accounting"]
     per_discipline = settings["test_per_discipline"]
 
@@ -116,7 +154,7 @@ def card(splits: dict[str, list[dict]], facts: dict, settings: dict) -> str:
         "class sessions → an answer to each question. Built with the `glan` Snakemake workflow; every record "
         "carries its provenance (taxonomy path, subject, sessions, concepts, models and request hashes).",
         "## Splits\n\n"
-        + _table(["split", "records"], [[name, len(splits[name])] for name in SPLITS] + [["total", total]])
+        + _table(["split", "records"], [[name, tally.count(name)] for name in SPLITS] + [["total", total]])
         + f"\n\nThe test split holds out up to {per_discipline} questions per discipline (as GLAN-Test did), "
         f"never more than {settings.get('max_test_share', 0.5):.0%} of a discipline, chosen by a hash of the "
         "record id: stable across rebuilds.",
@@ -179,14 +217,41 @@ def card(splits: dict[str, list[dict]], facts: dict, settings: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def write_exports(splits: dict[str, list[dict]], facts: dict, settings: dict, out: dict[str, str]) -> None:
-    """Write the Parquet files, and the same files with a card into the folder `datasets` loads.
+def write_exports(records: Iterable[dict], found: Survey, facts: dict, settings: dict, out: dict[str, str]) -> Tally:
+    """The second pass: each record goes to its split's JSONL and Parquet file as it comes (a row group per
+    BATCH_ROWS records); then the same Parquet files and a card go into the folder `datasets` loads.
 
-    `out` maps train_parquet, test_parquet, hf_train, hf_test, hf_card to paths; the card's `configs`
-    name the data files as data/train.parquet and data/test.parquet beside it.
+    `out` maps train, test, train_parquet, test_parquet, hf_train, hf_test, hf_card to paths; the card's
+    `configs` name the data files as data/train.parquet and data/test.parquet beside it.
     """
-    files = parquet_bytes(splits)
+    tally = Tally()
+    with ExitStack() as files:
+        jsonl = {name: files.enter_context(open_atomic(out[name])) for name in SPLITS}
+        parquet = {
+            name: files.enter_context(
+                pq.ParquetWriter(
+                    files.enter_context(open_atomic(out[f"{name}_parquet"])), found.schema, compression="zstd"
+                )
+            )
+            for name in SPLITS
+        }
+        batches: dict[str, list[dict]] = {name: [] for name in SPLITS}
+
+        def flush(name: str) -> None:
+            parquet[name].write_table(pa.Table.from_pylist(batches[name], schema=found.schema))
+            batches[name].clear()
+
+        for record in records:
+            name = "test" if record["id"] in found.test_ids else "train"
+            jsonl[name].write(dump_line(record))
+            tally.add(name, record)
+            batches[name].append(record)
+            if len(batches[name]) == BATCH_ROWS:
+                flush(name)
+        for name in SPLITS:
+            if batches[name] or not tally.count(name):  # an empty split still gets a row group, as write_table gives
+                flush(name)
     for name in SPLITS:
-        write_bytes_atomic(out[f"{name}_parquet"], files[name])
-        write_bytes_atomic(out[f"hf_{name}"], files[name])
-    write_bytes_atomic(out["hf_card"], card(splits, facts, settings).encode())
+        copy_atomic(out[f"{name}_parquet"], out[f"hf_{name}"])
+    write_bytes_atomic(out["hf_card"], card(tally, facts, settings).encode())
+    return tally

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,11 @@ def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     with open_atomic(path) as handle:
         handle.write(data)
+
+
+def copy_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
+    with open(source, "rb") as original, open_atomic(path) as handle:
+        shutil.copyfileobj(original, handle)
 
 
 def write_if_changed(path: str | os.PathLike, data: bytes) -> bool:

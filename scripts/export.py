@@ -1,4 +1,7 @@
-"""Split the clean dataset into train and test and write JSONL, Parquet and a `datasets` folder with a card."""
+"""Split the clean dataset into train and test and write JSONL, Parquet and a `datasets` folder with a card.
+
+Two passes over the dataset file, so memory does not grow with it: the first picks the test questions
+and the Parquet schema, the second routes each record to its split's files."""
 
 import sys
 
@@ -9,23 +12,22 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from glan.export import split, write_exports
-from glan.io import read_json, read_jsonl, write_jsonl
+from glan.export import survey, write_exports
+from glan.io import iter_jsonl, read_json
 from glan.stages.run import setup_logging
 
 setup_logging(snakemake.log[0])
-splits = split(read_jsonl(snakemake.input.dataset), snakemake.params.settings)
-for name, records in splits.items():
-    write_jsonl(getattr(snakemake.output, name), records)
+settings = snakemake.params.settings
+found = survey(iter_jsonl(snakemake.input.dataset), settings)
 facts = {
     "taxonomy": {
         "path": snakemake.input.taxonomy,
         "sha256": hashlib.sha256(Path(snakemake.input.taxonomy).read_bytes()).hexdigest(),
     },
-    "duplicates": Counter(d["reason"] for d in read_jsonl(snakemake.input.duplicates)),
+    "duplicates": Counter(d["reason"] for d in iter_jsonl(snakemake.input.duplicates)),
     "contamination": read_json(snakemake.input.contamination),
     "accounting": read_json(snakemake.input.accounting),
 }
 paths = {name: getattr(snakemake.output, name) for name in snakemake.output.keys()}
-write_exports(splits, facts, snakemake.params.settings, paths)
-logging.getLogger("glan").info("export: train=%d test=%d", len(splits["train"]), len(splits["test"]))
+tally = write_exports(iter_jsonl(snakemake.input.dataset), found, facts, settings, paths)
+logging.getLogger("glan").info("export: train=%d test=%d", tally.count("train"), tally.count("test"))

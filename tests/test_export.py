@@ -7,11 +7,15 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local files only: never ask the Hub
 
 import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from records import PATHS, make_record
 
-from glan.export import card, held_out_count, split, write_exports
+from glan import export as exporting
+from glan.export import held_out_count, survey, write_exports
+from glan.io import dump_jsonl
 
 SETTINGS = {"test_per_discipline": 3, "max_test_share": 0.5, "seed": 0, "license": "other"}
 FACTS = {
@@ -41,17 +45,26 @@ def dataset(per_node=(10, 4, 1)) -> list[dict]:
     return records
 
 
+def split(records, settings=SETTINGS) -> dict[str, list[dict]]:
+    test_ids = survey(iter(records), settings).test_ids
+    return {
+        "train": [r for r in records if r["id"] not in test_ids],
+        "test": [r for r in records if r["id"] in test_ids],
+    }
+
+
 def export(tmp_path, records, settings=SETTINGS):
-    splits = split(records, settings)
     out = {
+        "train": tmp_path / "train.jsonl",
+        "test": tmp_path / "test.jsonl",
         "train_parquet": tmp_path / "train.parquet",
         "test_parquet": tmp_path / "test.parquet",
         "hf_train": tmp_path / "hf" / "data" / "train.parquet",
         "hf_test": tmp_path / "hf" / "data" / "test.parquet",
         "hf_card": tmp_path / "hf" / "README.md",
     }
-    write_exports(splits, FACTS, settings, out)
-    return splits, out
+    write_exports(iter(records), survey(iter(records), settings), FACTS, settings, out)
+    return split(records, settings), out
 
 
 def test_the_test_split_holds_a_fixed_number_per_discipline_never_more_than_the_share():
@@ -113,9 +126,25 @@ def test_without_test_questions_the_folder_loads_train_alone(tmp_path):
     assert pq.read_table(tmp_path / "test.parquet").schema == pq.read_table(tmp_path / "train.parquet").schema
 
 
-def test_the_card_tells_counts_fields_models_taxonomy_cleaning_cost_and_licence():
+def test_each_split_is_written_in_dataset_order_a_row_group_per_batch(tmp_path, monkeypatch):
     records = dataset()
-    text = card(split(records, SETTINGS), FACTS, SETTINGS)
+    records[-1]["provenance"]["subject"] = None  # a null in the first batch, strings after it
+    records.insert(0, records.pop())
+    splits, out = export(tmp_path / "whole", records)
+    monkeypatch.setattr(exporting, "BATCH_ROWS", 4)
+    export(tmp_path / "batched", records)
+    for name in ("train", "test"):
+        assert out[name].read_bytes() == dump_jsonl(splits[name])
+        whole = pq.ParquetFile(out[f"{name}_parquet"])
+        batched = pq.ParquetFile(tmp_path / "batched" / f"{name}.parquet")
+        assert batched.metadata.num_row_groups == -(-len(splits[name]) // 4) > whole.metadata.num_row_groups == 1
+        assert batched.schema_arrow == whole.schema_arrow == pa.Table.from_pylist(records).schema
+        assert batched.read().to_pylist() == whole.read().to_pylist() == splits[name]
+
+
+def test_the_card_tells_counts_fields_models_taxonomy_cleaning_cost_and_licence(tmp_path):
+    _, out = export(tmp_path, dataset())
+    text = out["hf_card"].read_text()
     front = yaml.safe_load(text.split("---\n")[1])
     assert front["license"] == "other" and front["size_categories"] == ["n<1K"]
     assert front["configs"][0]["data_files"] == [
