@@ -72,6 +72,9 @@ async def send_all(
 ) -> tuple[list[Outcome], SendStats]:
     stats = SendStats(planned=len(requests))
     retry = retry or RetryPolicy()
+    # Every request looks itself up in the cache as its first step; unbounded, a job's thousands
+    # of lookups would run in one go while replies to other jobs wait. A batch at a time, instead.
+    lookups = asyncio.Semaphore(64)
 
     def count_retry(error: Exception) -> None:
         stats.retried += 1
@@ -94,8 +97,9 @@ async def send_all(
     async def one(request: Request) -> Outcome:
         for attempt in range(max_attempts):
             current = request.at_attempt(attempt)
-            key = current.key(backend.identity)
-            entry = cache.get(key)
+            async with lookups:
+                key = current.key(backend.identity)
+                entry = cache.get(key)
             if entry is None:
                 reply = await ask(current)
                 entry = Entry(reply=reply, error=reply_error(current, reply))

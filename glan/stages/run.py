@@ -37,7 +37,7 @@ def check_prompts(directory: str | Path = "prompts") -> None:
 
 def planned_requests(stage: str, upstream: str, template: str, settings: dict) -> int:
     """How many requests the stage's job will plan: the share of the global cap it asks for."""
-    return len(STAGES[stage].plan(read_artifact(upstream), settings, Template(template)))
+    return len(plan_stage(stage, upstream, template, settings)[1])
 
 
 class TooManyRejects(RuntimeError):
@@ -45,11 +45,9 @@ class TooManyRejects(RuntimeError):
 
 
 async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
-    module = STAGES[job.stage]
-    prompt = Template(job.template)
-    prompt.check(module.PLACEHOLDERS)
-    source = read_artifact(job.upstream)
-    requests = module.plan(source, job.settings, prompt)
+    """Reading, planning and writing run in a thread: on the stage server, other jobs' replies
+    keep flowing while a job reads, plans or writes thousands of records."""
+    source, requests = await asyncio.to_thread(plan_stage, job.stage, job.upstream, job.template, job.settings)
     log.info("%s: %d requests planned", job.stage, len(requests))
     outcomes, stats = await sender.send(requests, job.llm, job.cache_dir, log)
     log.info("%s: %s", job.stage, stats.summary())
@@ -73,8 +71,21 @@ async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
         )
         log.error(message)
         raise TooManyRejects(message)
+    await asyncio.to_thread(write_job, job, source, outcomes, rejected)
+
+
+def plan_stage(stage: str, upstream: str, template: str, settings: dict) -> tuple[object, list]:
+    """The stage's upstream artifact and the requests it plans from it."""
+    module = STAGES[stage]
+    prompt = Template(template)
+    prompt.check(module.PLACEHOLDERS)
+    source = read_artifact(upstream)
+    return source, module.plan(source, settings, prompt)
+
+
+def write_job(job: StageJob, source, outcomes: list, rejected: list[dict]) -> None:
     write_artifact(job.rejects, rejected)
-    write_artifact(job.output, module.assemble(source, outcomes, job.settings))
+    write_artifact(job.output, STAGES[job.stage].assemble(source, outcomes, job.settings))
 
 
 def run_job(job: StageJob) -> None:
