@@ -21,6 +21,7 @@ from glan.llm.retry import RetryPolicy, TransientError, call_with_retries
 from glan.llm.validate import reply_error
 
 LOG = logging.getLogger("glan")
+LOOKUP_BATCH = 64
 
 
 @dataclass
@@ -72,9 +73,6 @@ async def send_all(
 ) -> tuple[list[Outcome], SendStats]:
     stats = SendStats(planned=len(requests))
     retry = retry or RetryPolicy()
-    # Every request looks itself up in the cache as its first step; unbounded, a job's thousands
-    # of lookups would run in one go while replies to other jobs wait. A batch at a time, instead.
-    lookups = asyncio.Semaphore(64)
 
     def count_retry(error: Exception) -> None:
         stats.retried += 1
@@ -97,9 +95,8 @@ async def send_all(
     async def one(request: Request) -> Outcome:
         for attempt in range(max_attempts):
             current = request.at_attempt(attempt)
-            async with lookups:
-                key = current.key(backend.identity)
-                entry = cache.get(key)
+            key = current.key(backend.identity)
+            entry = cache.get(key)
             if entry is None:
                 reply = await ask(current)
                 entry = Entry(reply=reply, error=reply_error(current, reply))
@@ -113,7 +110,21 @@ async def send_all(
         stats.failed += 1
         return Outcome(request=current, key=key, reply=None, error=entry.error)
 
-    outcomes = await asyncio.gather(*(one(r) for r in requests))
+    # A request's first step (key and cache lookup) runs without a pause: started all at once, a
+    # job's thousands of lookups would keep replies to other jobs waiting. Start them in batches.
+    # If the job fails or is cancelled, none of its requests may go on without it.
+    started = []
+    try:
+        for index, request in enumerate(requests):
+            if index and index % LOOKUP_BATCH == 0:
+                await asyncio.sleep(0)
+            started.append(asyncio.ensure_future(one(request)))
+        outcomes = await asyncio.gather(*started)
+    except BaseException:
+        for task in started:
+            task.cancel()
+        await asyncio.gather(*started, return_exceptions=True)
+        raise
     return list(outcomes), stats
 
 
