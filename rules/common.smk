@@ -46,8 +46,12 @@ if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
 
 
+# The embedded model runs in each job's own process: a run on it alone needs no server.
+SERVED = not CLUSTER and any(stage_llm(config, s)["backend"] != "local" for s in STAGES)
+
+
 onstart:
-    if not CLUSTER:
+    if SERVED:
         start_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
 
 
