@@ -8,7 +8,7 @@ import logging
 
 from glan.accounting import account
 from glan.io import iter_jsonl, write_json
-from glan.stages.run import setup_logging
+from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 result = account(iter_jsonl(snakemake.input[0]), snakemake.params.cache_dir, snakemake.params.prices)

@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset import concatenate
-from glan.stages.run import setup_logging
+from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 count = concatenate(list(snakemake.input), snakemake.output[0])

@@ -8,7 +8,7 @@ import logging
 
 from glan.clean import decontaminate, sift
 from glan.io import iter_jsonl, write_json
-from glan.stages.run import setup_logging
+from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 pairs, report = decontaminate(iter_jsonl(snakemake.input.dataset), snakemake.params.settings)

@@ -8,7 +8,7 @@ import logging
 
 from glan.clean import deduplicate, sift
 from glan.io import iter_jsonl
-from glan.stages.run import setup_logging
+from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 pairs = deduplicate(iter_jsonl(snakemake.input[0]), snakemake.params.settings)

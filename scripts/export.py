@@ -14,7 +14,7 @@ from pathlib import Path
 
 from glan.export import survey, write_exports
 from glan.io import iter_jsonl, read_json
-from glan.stages.run import setup_logging
+from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 settings = snakemake.params.settings

@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 from glan import report
 from glan.accounting import run_stats
 from glan.io import iter_jsonl, read_json, write_json
-from glan.stages.run import setup_logging
+from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 inputs, outputs = snakemake.input, snakemake.output

@@ -4,8 +4,8 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
+from glan.logs import setup_logging
 from glan.propose import propose_llm, run_proposal
-from glan.stages.run import setup_logging
 
 setup_logging(snakemake.log[0])
 run_proposal(

@@ -62,8 +62,8 @@ export.write_exports(iter_jsonl(path), found, facts, settings, {name: out / name
 }
 
 PEAK = """
-with open("/proc/self/status") as status:
-    print(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) // 1024)
+from glan.logs import peak_rss_mib
+print(peak_rss_mib())
 """
 
 

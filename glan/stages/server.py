@@ -28,8 +28,9 @@ from pathlib import Path
 
 from glan.llm.limits import Limiter
 from glan.llm.send import Sender
+from glan.logs import close_logger, job_logger
 from glan.stages.job import SERVER_ENVIRONMENT, StageJob
-from glan.stages.run import close_logger, job_logger, run_stage
+from glan.stages.run import run_stage
 
 _RUNNING: list[subprocess.Popen] = []  # held open for the life of the run: the server watches this pipe
 
