@@ -4,6 +4,7 @@ from glan.config import STAGES, stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
 from glan.llm.cache import CacheLayoutError, prepare_cache
 from glan.prompts import PromptError
+from glan.stages.job import served
 from glan.stages.run import check_prompts, planned_requests
 from glan.stages.server import start_for_run
 from glan.taxonomy import TaxonomyError, load_taxonomy, select, write_node_files
@@ -20,11 +21,11 @@ try:
 except (TaxonomyError, PromptError, CacheLayoutError) as error:
     raise WorkflowError(str(error))
 
+STAGE_LLMS = [stage_llm(config, stage) for stage in STAGES]
+
 # The embedded model is checked before any job runs: a missing package or a model that cannot be
 # loaded fails here, naming the fix (job processes skip it: the main process has checked).
-if workflow.is_main_process and "local" in {
-    stage_llm(config, s)["backend"] for s in STAGES
-}:
+if workflow.is_main_process and any(llm["backend"] == "local" for llm in STAGE_LLMS):
     try:
         check_local_backend(config["llm"])
     except LocalBackendError as error:
@@ -46,8 +47,8 @@ if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
 
 
-# The embedded model runs in each job's own process: a run on it alone needs no server.
-SERVED = not CLUSTER and any(stage_llm(config, s)["backend"] != "local" for s in STAGES)
+# A run whose stages all run in their own jobs' processes (the embedded model) needs no server.
+SERVED = not CLUSTER and any(served(llm) for llm in STAGE_LLMS)
 
 
 onstart:

@@ -37,18 +37,23 @@ class StageJob:
         return cls(**json.loads(data))
 
 
+def served(llm: dict) -> bool:
+    """Whether the stage server runs jobs with these llm settings. The embedded model (backend
+    `local`) always runs in the job's own process: one model per core."""
+    return llm.get("backend") != "local"
+
+
 class StageFailed(RuntimeError):
     """The stage server ran the job and it failed; the reason is in the job's log too."""
 
 
 def submit(job: StageJob) -> bool:
     """Run `job` on the run's stage server and wait for it. False when there is none to run it
-    (on a cluster, or a server that cannot be reached): the caller then runs the job itself.
-
-    The embedded model (backend `local`) always runs in the job's own process: one model per core.
+    (on a cluster, settings it does not serve, or a server that cannot be reached): the caller
+    then runs the job itself.
     """
     address = os.environ.get(SERVER_ENVIRONMENT)
-    if not address or job.llm.get("backend") == "local":
+    if not address or not served(job.llm):
         return False
     host, _, port = address.rpartition(":")
     try:
