@@ -29,8 +29,7 @@ def measure(shape: str, disciplines: int, latency: float, cap: int, cores: int) 
     with FakeLLM(latency=latency) as server:
         workspace = Workspace(synthetic_taxonomy(disciplines), workload(cap, shape), server.base_url)
         try:
-            wall, _ = workspace.snakemake("--cores", str(cores))
-            dataset = workspace.done_after("results/dataset.jsonl")
+            dataset, wall = workspace.build(cores)
         finally:
             workspace.cleanup()
         per_stage = collections.Counter(stage_of(body) for body in server.requests)

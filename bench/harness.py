@@ -86,7 +86,6 @@ class Workspace:
         """Run snakemake; return wall seconds, its output and its own peak RSS in MiB."""
         command = ["snakemake", "--configfile", "bench.yaml", *args]
         with tempfile.TemporaryFile("w+") as log:
-            self.started = time.time()
             started = time.perf_counter()
             process = subprocess.Popen(command, cwd=self.dir, env=self.env, stdout=log, stderr=subprocess.STDOUT)
             _, status, usage = os.wait4(process.pid, 0)
@@ -98,9 +97,12 @@ class Workspace:
             raise RuntimeError(f"snakemake failed:\n{output[-5000:]}")
         return elapsed, output, usage.ru_maxrss / 1024
 
-    def done_after(self, path: str) -> float:
-        """Seconds from the start of the last run to when `path` was written (its mtime)."""
-        return (self.dir / path).stat().st_mtime - self.started
+    def build(self, cores: int) -> tuple[float, float]:
+        """Build everything; return the seconds to results/dataset.jsonl (its mtime: every request
+        answered, every record joined) and to the end of the whole build."""
+        started = time.time()
+        wall, _ = self.snakemake("--cores", str(cores))
+        return (self.dir / "results/dataset.jsonl").stat().st_mtime - started, wall
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

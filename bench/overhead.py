@@ -44,8 +44,7 @@ def main() -> None:
     with FakeLLM() as server:
         workspace = Workspace(synthetic_taxonomy(args.disciplines), overlay, server.base_url)
         try:
-            build, _ = workspace.snakemake("--cores", str(args.cores))
-            dataset = workspace.done_after("results/dataset.jsonl")
+            dataset, build = workspace.build(args.cores)
         finally:
             workspace.cleanup()
         bodies = list(server.requests)
