@@ -42,7 +42,7 @@ def build_tree(workspace: Workspace, ids: list[str]) -> None:
 
 
 def logged_rss(log: Path) -> int:
-    """The last peak RSS a job logged (glan.stages.run), in MiB."""
+    """The last peak RSS a job logged (glan.runtime.run), in MiB."""
     return int(
         next(line for line in log.read_text().splitlines()[::-1] if "peak RSS" in line).split("peak RSS ")[1].split()[0]
     )

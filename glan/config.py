@@ -1,8 +1,13 @@
-"""Config slices: what each stage's jobs depend on (tracked by Snakemake as params) and what only tunes a run."""
+"""The config: loaded as Snakemake loads it, and cut into slices: what each stage's jobs depend on
+(tracked by Snakemake as params) and what only tunes a run.
+
+Every default lives in config/config.yaml or config/schema.yaml; code reads settings, never invents them.
+Standard library only at import: job processes import this module.
+"""
 
 from __future__ import annotations
 
-STAGES = ("subjects", "syllabus", "questions", "answers")
+from pathlib import Path
 
 # Keys of `llm` that change replies. The rest (concurrency, timeouts, threads) only tune a run,
 # so changing them must not re-run anything.
@@ -38,3 +43,18 @@ def _sorted_deep(value):
     if isinstance(value, list):
         return [_sorted_deep(v) for v in value]
     return value
+
+
+def load_config(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> dict:
+    """The config a `snakemake --configfile ...` run in `directory` would see: defaults, overlays, schema defaults."""
+    import yaml
+    from snakemake.utils import validate
+
+    from glan.taxonomy import deep_merge
+
+    directory = Path(directory)
+    config = yaml.safe_load((directory / "config/config.yaml").read_text(encoding="utf-8"))
+    for name in configfiles:
+        config = deep_merge(config, yaml.safe_load((directory / name).read_text(encoding="utf-8")) or {})
+    validate(config, str((directory / "config/schema.yaml").resolve()))
+    return config

@@ -1,10 +1,10 @@
 rule answers:
     input:
-        upstream="results/nodes/{node}/questions.jsonl",
+        upstream=node_file(STAGES["answers"].upstream),
         prompt="prompts/answers.yaml",
     output:
-        artifact="results/nodes/{node}/answers.jsonl",
-        rejects="results/nodes/{node}/answers.rejects.jsonl",
+        artifact=node_file(STAGES["answers"].output),
+        rejects=node_file(STAGES["answers"].rejects),
     log:
         "logs/{node}/answers.log",
     benchmark:

@@ -1,20 +1,31 @@
 import os
 
-from glan.config import STAGES, stage_llm, stage_settings
+from glan.config import stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
 from glan.llm.cache import CacheLayoutError, prepare_cache
 from glan.prompts import PromptError
-from glan.stages.job import served
-from glan.stages.run import check_prompts, planned_requests
-from glan.stages.server import start_for_run
+from glan.runtime.job import served
+from glan.runtime.run import check_prompts, planned_requests
+from glan.runtime.server import start_for_run
+from glan.stages import STAGES
 from glan.taxonomy import TaxonomyError, load_taxonomy, select, write_node_files
+
+NODE_FILES = "results/nodes"
+
+
+def node_file(name):
+    """A discipline's file, by the name its stage declares (glan/stages/<stage>.py)."""
+    return f"{NODE_FILES}/{{node}}/{name}"
+
 
 # One file per discipline, rewritten only when its own content changes: each node's jobs
 # depend on that file alone, never on taxonomy.yaml, so editing one node re-runs one node.
 try:
     check_prompts("prompts")
     NODES = select(
-        write_node_files(load_taxonomy(config["taxonomy"]), "results/nodes"),
+        write_node_files(
+            load_taxonomy(config["taxonomy"]), NODE_FILES, STAGES["subjects"].upstream
+        ),
         config["select"],
     )
     prepare_cache(config["cache_dir"], config["cache_layout"])
@@ -33,7 +44,7 @@ if workflow.is_main_process and any(llm["backend"] == "local" for llm in STAGE_L
 
 
 # Requests in flight for the whole run stay under llm.concurrency, however many jobs run at once.
-# Locally, one stage server (glan/stages/server.py), started once there are jobs to run, runs
+# Locally, one stage server (glan/runtime/server.py), started once there are jobs to run, runs
 # every stage job on one client and one cap; a job process only hands its job over and waits.
 # On a cluster, each job sends itself and takes a static share instead: as many of Snakemake's
 # global `llm_slots` as it has requests, at most the cap. `--resources llm_slots=N` (command

@@ -1,6 +1,6 @@
 rule dataset:
     input:
-        expand("results/nodes/{node}/answers.jsonl", node=NODES),
+        expand(node_file(STAGES["answers"].output), node=NODES),
     output:
         "results/dataset.jsonl",
     log:

@@ -1,10 +1,10 @@
 rule questions:
     input:
-        upstream="results/nodes/{node}/syllabus.json",
+        upstream=node_file(STAGES["questions"].upstream),
         prompt="prompts/questions.yaml",
     output:
-        artifact="results/nodes/{node}/questions.jsonl",
-        rejects="results/nodes/{node}/questions.rejects.jsonl",
+        artifact=node_file(STAGES["questions"].output),
+        rejects=node_file(STAGES["questions"].rejects),
     log:
         "logs/{node}/questions.log",
     benchmark:

@@ -1,4 +1,4 @@
-from glan.config import STAGES
+from glan.stages import STAGE_NAMES
 
 
 rule accounting:
@@ -28,7 +28,7 @@ rule plots:
         contamination="results/clean/contamination.json",
         accounting="results/report/accounting.json",
         # each stage job's log ends with its send counters (planned, cached, sent, rejected): the cache hit rate
-        logs=expand("logs/{node}/{stage}.log", node=NODES, stage=STAGES),
+        logs=expand("logs/{node}/{stage}.log", node=NODES, stage=STAGE_NAMES),
     output:
         stats="results/report/stats.json",
         summary=report(

@@ -1,10 +1,10 @@
 rule subjects:
     input:
-        upstream="results/nodes/{node}/node.json",
+        upstream=node_file(STAGES["subjects"].upstream),
         prompt="prompts/subjects.yaml",
     output:
-        artifact="results/nodes/{node}/subjects.json",
-        rejects="results/nodes/{node}/subjects.rejects.jsonl",
+        artifact=node_file(STAGES["subjects"].output),
+        rejects=node_file(STAGES["subjects"].rejects),
     log:
         "logs/{node}/subjects.log",
     benchmark:

@@ -1,10 +1,10 @@
 rule syllabus:
     input:
-        upstream="results/nodes/{node}/subjects.json",
+        upstream=node_file(STAGES["syllabus"].upstream),
         prompt="prompts/syllabus.yaml",
     output:
-        artifact="results/nodes/{node}/syllabus.json",
-        rejects="results/nodes/{node}/syllabus.rejects.jsonl",
+        artifact=node_file(STAGES["syllabus"].output),
+        rejects=node_file(STAGES["syllabus"].rejects),
     log:
         "logs/{node}/syllabus.log",
     benchmark:

@@ -1,4 +1,4 @@
-from glan.propose import propose_settings
+from glan.curate.propose import propose_settings
 
 
 # Not part of `rule all`: run it on demand with `snakemake --cores 2 results/taxonomy/proposed.yaml`,

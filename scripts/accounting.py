@@ -1,4 +1,4 @@
-"""Tokens and estimated cost of the replies behind the dataset; the logic lives in glan.accounting."""
+"""Tokens and estimated cost of the replies behind the dataset; the logic lives in glan.dataset.accounting."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 import logging
 
-from glan.accounting import account
+from glan.dataset.accounting import account
 from glan.io import iter_jsonl, write_json
 from glan.logs import setup_logging
 

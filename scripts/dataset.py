@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 import logging
 
-from glan.dataset import concatenate
+from glan.dataset.join import concatenate
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])

@@ -1,4 +1,4 @@
-"""Remove records that contain benchmark texts; the logic lives in glan.clean."""
+"""Remove records that contain benchmark texts; the logic lives in glan.dataset.clean."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 import logging
 
-from glan.clean import decontaminate, sift
+from glan.dataset.clean import decontaminate, sift
 from glan.io import iter_jsonl, write_json
 from glan.logs import setup_logging
 

@@ -1,4 +1,4 @@
-"""Remove exact and near-duplicate questions; the logic lives in glan.clean."""
+"""Remove exact and near-duplicate questions; the logic lives in glan.dataset.clean."""
 
 import sys
 
@@ -6,7 +6,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 import logging
 
-from glan.clean import deduplicate, sift
+from glan.dataset.clean import deduplicate, sift
 from glan.io import iter_jsonl
 from glan.logs import setup_logging
 

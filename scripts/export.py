@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from glan.export import survey, write_exports
+from glan.dataset.export import survey, write_exports
 from glan.io import iter_jsonl, read_json
 from glan.logs import setup_logging
 

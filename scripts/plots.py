@@ -1,11 +1,11 @@
-"""Numbers and plots for `snakemake --report`; the logic lives in glan.report."""
+"""Numbers and plots for `snakemake --report`; the logic lives in glan.dataset.report."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
-from glan import report
-from glan.accounting import run_stats
+from glan.dataset import report
+from glan.dataset.accounting import run_stats
 from glan.io import iter_jsonl, read_json, write_json
 from glan.logs import setup_logging
 

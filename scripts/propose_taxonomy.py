@@ -1,11 +1,11 @@
-"""Propose taxonomy nodes from several prompts into results/taxonomy/proposed.yaml; the logic lives in glan.propose."""
+"""Propose taxonomy nodes from several prompts into results/taxonomy/proposed.yaml (glan.curate.propose)."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
+from glan.curate.propose import propose_llm, run_proposal
 from glan.logs import setup_logging
-from glan.propose import propose_llm, run_proposal
 
 setup_logging(snakemake.log[0])
 run_proposal(

@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
 from glan.config import stage_llm
-from glan.stages.job import StageJob, submit
+from glan.runtime.job import StageJob, submit
 
 job = StageJob(
     stage=snakemake.rule,
@@ -19,6 +19,6 @@ job = StageJob(
     log=snakemake.log[0],
 )
 if not submit(job):
-    from glan.stages.run import run_job
+    from glan.runtime.run import run_job
 
     run_job(job)

@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from records import PATHS, make_record
 
-from glan.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark, sift
+from glan.dataset.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark, sift
 from glan.io import dump_jsonl, read_jsonl
 
 DEDUP = {"exact": True, "near": True, "near_threshold": 0.8, "num_perm": 128, "shingle": 3}

@@ -8,14 +8,16 @@ import pytest
 import yaml
 
 from glan.config import stage_settings
+from glan.llm.lookup import Outcome
+from glan.llm.request import Reply
 from glan.prompts import PromptError, Template
-from glan.stages import answers, questions, subjects, syllabus
+from glan.runtime.run import JobPlan
+from glan.stages import STAGES, syllabus
 from glan.taxonomy import TaxonomyError, deep_merge, iter_nodes, leaves, parse_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = deep_merge(*(yaml.safe_load((ROOT / "config" / name).read_text()) for name in ("config.yaml", "tiny.yaml")))
-TEMPLATES = {stage: Template(ROOT / "prompts" / f"{stage}.yaml") for stage in ("subjects", "syllabus", "questions")}
-TEMPLATES["answers"] = Template(ROOT / "prompts/answers.yaml")
+TEMPLATES = {stage: Template(ROOT / "prompts" / f"{stage}.yaml") for stage in STAGES}
 
 DOC = """
 taxonomy:
@@ -130,19 +132,24 @@ def settings(stage: str) -> dict:
     return stage_settings(CONFIG, stage)
 
 
+def planned(stage: str, source, template: Template | None = None) -> JobPlan:
+    return JobPlan.of(STAGES[stage], source, template or TEMPLATES[stage], settings(stage))
+
+
 def test_pinned_subjects_send_no_subjects_request_and_reach_the_syllabus():
     node = by_id()["humanities/history/ancient-history"].record()
-    assert subjects.plan(node, settings("subjects"), TEMPLATES["subjects"]) == []
-    artifact = subjects.assemble(node, [], settings("subjects"))
+    plan = planned("subjects", node)
+    assert plan.requests == []
+    artifact = plan.assemble([])
     assert [s["name"] for s in artifact["subjects"]] == ["Roman Republic", "Greek City States"]
     assert artifact["subjects"][0]["keys"] == {"subjects": None}
-    requests = syllabus.plan(artifact, settings("syllabus"), TEMPLATES["syllabus"])
+    requests = planned("syllabus", artifact).requests
     assert len(requests) == 2
     assert syllabus.OPEN_SUBTOPICS in requests[0].messages[-1]["content"]
     assert "- Athens\n- Sparta" in requests[1].messages[-1]["content"]
 
 
-def fake_syllabus(node: dict, count: int = 2) -> dict:
+def three_session_syllabus(node: dict, count: int = 2) -> dict:
     sessions = [{"title": f"S{i}", "description": "d", "key_concepts": ["a", "b", "c"]} for i in range(3)]
     return {
         "node": node,
@@ -154,47 +161,41 @@ def fake_syllabus(node: dict, count: int = 2) -> dict:
     }
 
 
-class Ok:
-    ok, error, key = True, None, "k"
-
-    def json(self):
-        return {"question": "Why?"}
+def replied(plan: JobPlan, text: str) -> list[Outcome]:
+    """Every planned request answered with `text`, as the cache would hand it back."""
+    return [Outcome(request=r, key=f"key-{i}", reply=Reply(text=text)) for i, r in enumerate(plan.requests)]
 
 
 def test_instructions_reach_every_stage_and_overrides_change_counts_and_models():
     node = by_id()["humanities/history/modern-history"].record()
-    (request,) = subjects.plan(node, settings("subjects"), TEMPLATES["subjects"])[:1]
+    (request,) = planned("subjects", node).requests[:1]
     assert request.messages[-1]["content"].endswith("Write in French.\nPrefer primary sources.")
 
-    source = fake_syllabus(node)
-    asked = questions.plan(source, settings("questions"), TEMPLATES["questions"])
-    assert len(asked) == 2 * 3  # per_subject: 3 from the field, not the config's 2
-    assert {r.params["temperature"] for r in asked} == {0.3}
-    assert all(r.messages[-1]["content"].endswith("Prefer primary sources.") for r in asked)
+    asking = planned("questions", three_session_syllabus(node))
+    assert len(asking.requests) == 2 * 3  # per_subject: 3 from the field, not the config's 2
+    assert {r.params["temperature"] for r in asking.requests} == {0.3}
+    assert all(r.messages[-1]["content"].endswith("Prefer primary sources.") for r in asking.requests)
 
-    records = questions.assemble(source, [Ok()] * len(asked), settings("questions"))
+    records = asking.assemble(replied(asking, '{"question": "Why?"}'))
     assert records[0]["custom"] == {"instructions": node["instructions"], "stages": node["stages"]}
-    answered = answers.plan(records, settings("answers"), TEMPLATES["answers"])
-    assert {r.model for r in answered} == {"big-model"}
-    assert answered[0].messages[0]["content"].endswith("Prefer primary sources.")
+    answering = planned("answers", records)
+    assert {r.model for r in answering.requests} == {"big-model"}
+    assert answering.requests[0].messages[0]["content"].endswith("Prefer primary sources.")
 
-    class Reply:
-        text = "Because."
-
-    done = answers.assemble(records, [type("O", (), {"ok": True, "key": "a", "reply": Reply})()] * len(records), {})
+    done = answering.assemble(replied(answering, "Because."))
     assert done[0]["provenance"]["models"]["answers"] == "big-model"
 
 
 def test_nodes_without_customisation_render_the_prompts_exactly_as_before(tmp_path):
     """The {{ instructions }} placeholder renders to nothing: no request of an existing build changes."""
     node = leaves(parse_taxonomy(DOC))[-1].record()
-    for stage, module in (("subjects", subjects), ("questions", questions)):
+    for stage in ("subjects", "questions"):
         template = TEMPLATES[stage]
         before = tmp_path / f"{stage}.yaml"
         before.write_text(template.path.read_text().replace("{{ instructions }}", ""))
-        source = node if stage == "subjects" else fake_syllabus(node)
-        with_placeholder = module.plan(source, settings(stage), template)
-        without = module.plan(source, settings(stage), Template(before))
+        source = node if stage == "subjects" else three_session_syllabus(node)
+        with_placeholder = planned(stage, source).requests
+        without = planned(stage, source, Template(before)).requests
         assert [r.key("e") for r in with_placeholder] == [r.key("e") for r in without]
 
 
@@ -203,4 +204,4 @@ def test_a_template_without_the_placeholder_refuses_a_node_with_instructions(tmp
     bare.write_text(TEMPLATES["subjects"].path.read_text().replace("{{ instructions }}", ""))
     node = by_id()["humanities/history/modern-history"].record()
     with pytest.raises(PromptError, match="no \\{\\{ instructions \\}\\} placeholder"):
-        subjects.plan(node, settings("subjects"), Template(bare))
+        planned("subjects", node, Template(bare))

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from records import PATHS, make_record
 
-from glan import export as exporting
-from glan.export import held_out_count, survey, write_exports
+from glan.dataset import export as exporting
+from glan.dataset.export import held_out_count, survey, write_exports
 from glan.io import dump_jsonl
 
 SETTINGS = {"test_per_discipline": 3, "max_test_share": 0.5, "seed": 0, "license": "other"}
@@ -169,6 +169,6 @@ def test_the_card_tells_counts_fields_models_taxonomy_cleaning_cost_and_licence(
 
 @pytest.mark.parametrize(("count", "label"), [(0, "n<1K"), (5_000, "1K<n<10K"), (2_000_000, "1M<n<10M")])
 def test_size_categories(count, label):
-    from glan.export import size_category
+    from glan.dataset.export import size_category
 
     assert size_category(count) == label

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 import asyncio
 
-from glan.llm.limits import Limiter
-from glan.llm.send import job_limiter
+from glan.llm.limits import Limiter, job_share
 
 
 def test_a_429_cuts_the_limit_and_successes_win_it_back():
     async def scenario():
         limiter = Limiter(cap=8)
         await limiter.acquire(0)
-        await limiter.release(rate_limited=True, retry_after=0.01)
+        limiter.release(rate_limited=True, retry_after=0.01)
         assert limiter.limit == 6.0 and limiter.cuts == 1
         for _ in range(6):
             await limiter.acquire(0)
-            await limiter.release()
+            limiter.release()
         assert limiter.limit == 7.0
         for _ in range(50):
             await limiter.acquire(0)
-            await limiter.release()
+            limiter.release()
         assert limiter.limit == 8.0
         for _ in range(20):
             await limiter.acquire(0)
-            await limiter.release(rate_limited=True, retry_after=0)
+            limiter.release(rate_limited=True, retry_after=0)
         assert limiter.limit == 1.0
 
     asyncio.run(scenario())
@@ -40,7 +39,7 @@ def test_no_more_than_the_limit_are_in_flight():
             await limiter.acquire(0)
             peak = max(peak, limiter.in_flight)
             await asyncio.sleep(0.001)
-            await limiter.release()
+            limiter.release()
 
         await asyncio.gather(*(one() for _ in range(40)))
         return peak
@@ -49,7 +48,7 @@ def test_no_more_than_the_limit_are_in_flight():
 
 
 def test_a_job_gets_its_share_of_the_per_minute_budgets():
-    limiter = job_limiter(
+    limiter = job_share(
         {"concurrency": 64, "slots": 16, "rate_limits": {"requests_per_minute": 6000, "tokens_per_minute": 400000}}
     )
     assert limiter.cap == 16

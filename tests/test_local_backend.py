@@ -28,8 +28,9 @@ from glan.llm.backends.local import LocalBackend, LocalBackendError, Outline, Un
 from glan.llm.request import Request
 from glan.llm.validate import reply_error
 from glan.prompts import Template
-from glan.stages import answers, questions, subjects, syllabus
-from glan.stages.common import make_request
+from glan.runtime.run import JobPlan
+from glan.stages import STAGES, questions, subjects, syllabus
+from glan.stages.contract import make_request
 
 SMALL = {"per_query": 2, "subtopics": 3, "sessions": 2, "concepts_per_session": 3, "queries": 1}
 SMALL |= {"per_subject": 2, "max_concepts": 3, "single_session_share": 0.5}
@@ -50,6 +51,10 @@ def model_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def backend(model_path) -> LocalBackend:
     return LocalBackend({"backend": "local", "model": "gemma-3-270m-q4_k_m", "local": {"model_path": str(model_path)}})
+
+
+def planned(stage: str, source, settings: dict) -> list[Request]:
+    return JobPlan.of(STAGES[stage], source, Template(ROOT / f"prompts/{stage}.yaml"), settings).requests
 
 
 def ask(backend: LocalBackend, request: Request):
@@ -90,21 +95,21 @@ def test_the_sidecar_spares_a_rehash_until_the_file_changes(tmp_path, monkeypatc
 @pytest.mark.parametrize("seed", [0, 1])
 def test_structured_stage_requests_get_schema_valid_replies(backend, seed):
     settings = {**stage_settings(), "seed": seed}
-    subject_request = subjects.plan(NODE, settings, Template(ROOT / "prompts/subjects.yaml"))[0]
+    subject_request = planned("subjects", NODE, settings)[0]
     reply, error = ask(backend, subject_request)
     assert error is None, (error, reply.text)
     jsonschema.validate(orjson.loads(reply.text), subjects.schema(settings))
     assert reply.usage["completion_tokens"] > 0 and reply.model == "gemma-3-270m-q4_k_m"
 
     found = {"node": NODE, "subjects": orjson.loads(reply.text)["subjects"][:1]}
-    syllabus_request = syllabus.plan(found, settings, Template(ROOT / "prompts/syllabus.yaml"))[0]
+    syllabus_request = planned("syllabus", found, settings)[0]
     reply, error = ask(backend, syllabus_request)
     assert error is None, (error, reply.text)
     sessions = orjson.loads(reply.text)["sessions"]
 
     subject = {**found["subjects"][0], "sessions": sessions, "keys": {"subjects": "a", "syllabus": "b"}}
     course = {"node": NODE, "models": {}, "subjects": [subject]}
-    for question_request in questions.plan(course, settings, Template(ROOT / "prompts/questions.yaml")):
+    for question_request in planned("questions", course, settings):
         reply, error = ask(backend, question_request)
         assert error is None, (error, reply.text)
         assert orjson.loads(reply.text)["question"].strip()
@@ -128,7 +133,7 @@ def test_free_text_answers_end_on_their_own(backend):
     question = {"question": "Why does a ball thrown upwards come back down?", "path": NODE["path"]}
     question |= {"subject": "Newtonian Dynamics", "level": "high school"}
     settings = {"seed": 0, "llm": {"model": "m"}, "sampling": {"temperature": 0.7, "top_p": 0.95, "max_tokens": 256}}
-    request = answers.plan([question], settings, Template(ROOT / "prompts/answers.yaml"))[0]
+    request = planned("answers", [question], settings)[0]
     reply, error = ask(backend, request)
     assert error is None, (error, reply.text)
     assert reply.text.strip() and reply.finish_reason == "stop"

@@ -7,11 +7,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-import glan.propose as propose_module
+import glan.curate.propose as propose_module
+from glan.curate.propose import propose, render
+from glan.llm.lookup import Outcome
 from glan.llm.request import Reply
-from glan.llm.send import Outcome, SendStats
+from glan.llm.send import SendStats
 from glan.prompts import PromptError, Template
-from glan.propose import propose, render
 from glan.taxonomy import TaxonomyError, parse_taxonomy
 
 TEMPLATE = Template(Path(__file__).resolve().parent.parent / "prompts/taxonomy.yaml")

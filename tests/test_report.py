@@ -14,8 +14,8 @@ import datasets
 import orjson
 from records import PATHS, make_record
 
-from glan import report
-from glan.accounting import account, read_summary, run_stats
+from glan.dataset import report
+from glan.dataset.accounting import account, read_summary, run_stats
 from glan.llm.cache import Entry, open_cache
 from glan.llm.request import Reply
 

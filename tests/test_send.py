@@ -9,8 +9,10 @@ import pytest
 from glan.llm.cache import open_cache
 from glan.llm.limits import Limiter
 from glan.llm.request import Request
-from glan.llm.retry import EndpointError
+from glan.llm.retry import EndpointError, RetryPolicy
 from glan.llm.send import send_all
+
+NO_RETRIES = RetryPolicy(attempts=1, base_delay=0, max_delay=0, max_total=1)
 
 
 class RefusingBackend:
@@ -41,7 +43,7 @@ def test_a_request_that_fails_for_good_cancels_the_jobs_other_requests(tmp_path)
     async def scenario():
         with open_cache(tmp_path) as cache:
             with pytest.raises(EndpointError, match="401"):
-                await send_all(requests, backend, cache, Limiter(cap=200), max_attempts=1)
+                await send_all(requests, backend, cache, Limiter(cap=200), max_attempts=1, retry=NO_RETRIES)
         return [t for t in asyncio.all_tasks() if not t.done() and t is not asyncio.current_task()]
 
     left = asyncio.run(scenario())

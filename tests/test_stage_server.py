@@ -13,13 +13,13 @@ import pytest
 import yaml
 from conftest import ROOT, THREE_DISCIPLINES
 
-from glan.config import stage_llm, stage_settings
+from glan.config import load_config, stage_llm, stage_settings
 from glan.fake_server import FakeLLM
-from glan.stages import server as stage_server
-from glan.stages.job import SERVER_ENVIRONMENT, StageFailed, StageJob, submit
+from glan.runtime import server as stage_server
+from glan.runtime.job import SERVER_ENVIRONMENT, StageFailed, StageJob, submit
 from glan.taxonomy import load_taxonomy, write_node_files
 
-SUBMIT = "import sys; from glan.stages.job import StageJob, submit; submit(StageJob.from_json(sys.argv[1].encode()))"
+SUBMIT = "import sys; from glan.runtime.job import StageJob, submit; submit(StageJob.from_json(sys.argv[1].encode()))"
 
 
 @contextlib.contextmanager
@@ -42,7 +42,7 @@ def subjects_job(tmp_path) -> StageJob:
     """The subjects job of one discipline: two requests."""
     (tmp_path / "taxonomy.yaml").write_text(yaml.safe_dump(THREE_DISCIPLINES))
     node = write_node_files(load_taxonomy(tmp_path / "taxonomy.yaml"), tmp_path / "nodes")[0]
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config = load_config(ROOT)
     config["llm"].update(backend="openai", model="fake-model", endpoint="fake")
     return StageJob(
         stage="subjects",

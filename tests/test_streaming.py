@@ -23,30 +23,30 @@ path, out = map(Path, sys.argv[1:])
 """
 STEPS = {
     "concatenate": """
-from glan.dataset import concatenate
+from glan.dataset.join import concatenate
 concatenate([path, path], out / "dataset.jsonl")
 """,
     "accounting": """
-from glan.accounting import account
+from glan.dataset.accounting import account
 account(iter_jsonl(path), out / "cache", {})
 """,
     "summary": """
-from glan.report import summarise
+from glan.dataset.report import summarise
 accounting = dict.fromkeys(("totals", "by_stage", "by_model", "unpriced_models"))
 splits = {"train": iter_jsonl(path), "test": iter_jsonl(path)}
 summarise(iter_jsonl(path), splits, iter(()), {"benchmarks": []}, accounting, {})
 """,
     "dedup-exact": """
-from glan.clean import deduplicate, sift
+from glan.dataset.clean import deduplicate, sift
 sift(deduplicate(iter_jsonl(path), {"near": False}), out / "kept.jsonl", out / "removed.jsonl")
 """,
     "decontaminate": """
-from glan.clean import decontaminate, sift
+from glan.dataset.clean import decontaminate, sift
 pairs, _ = decontaminate(iter_jsonl(path), {"benchmarks": []})
 sift(pairs, out / "kept.jsonl", out / "removed.jsonl")
 """,
     "export": """
-from glan import export
+from glan.dataset import export
 export.BATCH_ROWS = 200  # a row group is the part of the dataset the export holds; keep it below SMALL
 settings = {"test_per_discipline": 50}
 facts = {

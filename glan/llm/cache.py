@@ -26,7 +26,9 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 
@@ -46,6 +48,24 @@ class Entry:
     @property
     def valid(self) -> bool:
         return self.error is None
+
+
+class ReplyReader(Protocol):
+    def get(self, key: str) -> Entry | None: ...
+
+
+class ReplyCache(ReplyReader, Protocol):
+    """What both layouts implement; `put` keeps the first entry stored under a key and returns what the cache holds."""
+
+    def put(self, key: str, entry: Entry) -> Entry: ...
+
+    def keys(self) -> Iterator[str]: ...
+
+    def __contains__(self, key: str) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 LAYOUTS = ("diskcache", "files")
@@ -111,7 +131,7 @@ def convert_to_files(directory: str | os.PathLike) -> int:
     return copied
 
 
-def open_cache(directory: str | os.PathLike, layout: str | None = None):
+def open_cache(directory: str | os.PathLike, layout: str | None = None) -> ReplyCache:
     """The cache in `directory`, in the layout it was made with (a new one: `layout`, else diskcache)."""
     chosen = cache_layout(directory) or layout or "diskcache"
     return FileReplyCache(directory) if chosen == "files" else DiskReplyCache(directory)
@@ -139,7 +159,7 @@ class DiskReplyCache:
     def __contains__(self, key: str) -> bool:
         return key in self._cache
 
-    def keys(self):
+    def keys(self) -> Iterator[str]:
         return iter(self._cache)
 
     def __len__(self) -> int:
@@ -232,7 +252,7 @@ class FileReplyCache:
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
 
-    def keys(self):
+    def keys(self) -> Iterator[str]:
         """Every stored key (temp files of writers in progress are hidden and not counted)."""
         for top in _folders(self.objects):
             for sub in _folders(top):

@@ -73,7 +73,7 @@ class Limiter:
         if self.tokens:
             await self.tokens.take(tokens)
 
-    async def release(self, rate_limited: bool = False, retry_after: float | None = None) -> None:
+    def release(self, rate_limited: bool = False, retry_after: float | None = None) -> None:
         self.in_flight -= 1
         if rate_limited:
             self.limit = max(1.0, self.limit * 0.75)
@@ -103,3 +103,12 @@ class Limiter:
     def _resume_after_pause(self) -> None:
         self._resume = None
         self._hand_over()
+
+
+def job_share(settings: dict) -> Limiter:
+    """The limiter of a job sending on its own (on a cluster): its granted `llm_slots` of the cap, and
+    that share of the per-minute budgets."""
+    cap = settings["concurrency"]
+    slots = settings.get("slots", cap)  # the job's llm_slots; a send outside a stage job takes the whole cap
+    budgets = {k: v * slots / cap for k, v in settings["rate_limits"].items() if v}
+    return Limiter(slots, **budgets)

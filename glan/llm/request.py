@@ -39,10 +39,12 @@ class Request:
     sample: int = 0
     attempt: int = 0
 
-    def key(self, endpoint: str) -> str:
-        """Never includes credentials: `endpoint` is the backend's identity (base URL or model hash)."""
+    def key(self, identity: str) -> str:
+        """Never includes credentials: `identity` is the backend's (base URL, `llm.endpoint`, or model hash).
+
+        It is hashed under the name "endpoint", as every cache made so far has it."""
         fields_ = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict would deep-copy the messages first
-        return sha256_hex(canonical_json({"endpoint": endpoint, **fields_}))
+        return sha256_hex(canonical_json({"endpoint": identity, **fields_}))
 
     @property
     def seed(self) -> int:

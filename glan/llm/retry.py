@@ -6,10 +6,7 @@ attempts and in total time. Errors that will not go away (a bad key, a bad reque
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -31,33 +28,24 @@ class EndpointError(Exception):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 8
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    max_total: float = 600.0
+    """`llm.retry`; its defaults are the config schema's."""
+
+    attempts: int
+    base_delay: float
+    max_delay: float
+    max_total: float
 
     @classmethod
     def from_settings(cls, settings: dict) -> RetryPolicy:
-        return cls(**settings.get("retry", {}))
+        return cls(**settings["retry"])
 
-    def delay(self, retry: int, retry_after: float | None) -> float:
+    def wait(self, retry: int, error: TransientError, spent: float) -> float:
+        """How long to wait before retry number `retry` + 1; EndpointError once the attempts or the time are spent."""
         backoff = random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
-        return max(backoff, retry_after or 0.0)
-
-
-async def call_with_retries(call: Callable[[], Awaitable], policy: RetryPolicy, on_retry=None):
-    started = time.monotonic()
-    for retry in range(policy.attempts):
-        try:
-            return await call()
-        except TransientError as error:
-            wait = policy.delay(retry, error.retry_after)
-            spent = time.monotonic() - started
-            if retry + 1 == policy.attempts or spent + wait > policy.max_total:
-                raise EndpointError(
-                    f"gave up after {retry + 1} attempts in {spent:.0f}s: {error} "
-                    "(raise llm.retry.attempts / max_total, or check the endpoint)"
-                ) from error
-            if on_retry:
-                on_retry(error)
-            await asyncio.sleep(wait)
+        wait = max(backoff, error.retry_after or 0.0)
+        if retry + 1 >= self.attempts or spent + wait > self.max_total:
+            raise EndpointError(
+                f"gave up after {retry + 1} attempts in {spent:.0f}s: {error} "
+                "(raise llm.retry.attempts / max_total, or check the endpoint)"
+            ) from error
+        return wait

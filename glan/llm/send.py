@@ -1,44 +1,29 @@
 """Send requests through the cache: hits cost nothing, misses go out concurrently under a cap.
 
-Every reply is stored as soon as it arrives, valid or not: a rejected reply is stored with its
-reason, so a re-run (or a resume after a crash) moves straight on to what is still unanswered
-instead of paying again for replies it already has.
+One request's path, all of it here: walk its attempts through the cache (glan.llm.lookup); for
+the first attempt not cached, take a slot of the limiter, ask the backend, give the slot back,
+and on a transient failure wait as the retry policy says and ask again; validate the reply and
+store it the moment it arrives, valid or not. A rejected reply is stored with its reason, so a
+re-run (or a resume after a crash) moves straight on to the next attempt instead of paying again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
-import orjson
-
 from glan.llm.backends import Backend, make_backend
-from glan.llm.cache import Entry, open_cache
-from glan.llm.limits import Limiter
+from glan.llm.cache import Entry, ReplyCache, open_cache
+from glan.llm.limits import Limiter, job_share
+from glan.llm.lookup import Outcome, lookup
 from glan.llm.request import Reply, Request, canonical_json
-from glan.llm.retry import RetryPolicy, TransientError, call_with_retries
+from glan.llm.retry import RetryPolicy, TransientError
 from glan.llm.validate import reply_error
 
 LOG = logging.getLogger("glan")
 LOOKUP_BATCH = 64
-
-
-@dataclass
-class Outcome:
-    """The last attempt made for a planned request: its reply if valid, or why it was rejected."""
-
-    request: Request
-    key: str
-    reply: Reply | None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def json(self):
-        return orjson.loads(self.reply.text)
 
 
 @dataclass
@@ -65,50 +50,56 @@ def estimated_tokens(request: Request) -> int:
 async def send_all(
     requests: list[Request],
     backend: Backend,
-    cache,
+    cache: ReplyCache,
     limiter: Limiter,
     max_attempts: int,
-    retry: RetryPolicy | None = None,
+    retry: RetryPolicy,
     log: logging.Logger = LOG,
 ) -> tuple[list[Outcome], SendStats]:
     stats = SendStats(planned=len(requests))
-    retry = retry or RetryPolicy()
-
-    def count_retry(error: Exception) -> None:
-        stats.retried += 1
-        log.info("retrying after %s", error)
 
     async def ask(request: Request) -> Reply:
-        async def once() -> Reply:
-            await limiter.acquire(estimated_tokens(request))
-            rate_limited, retry_after = False, None
+        started = time.monotonic()
+        tokens = estimated_tokens(request)
+        attempt = 0
+        while True:
+            await limiter.acquire(tokens)
             try:
-                return await backend.complete(request)
+                reply = await backend.complete(request)
             except TransientError as error:
-                rate_limited, retry_after = error.rate_limited, error.retry_after
+                limiter.release(error.rate_limited, error.retry_after)
+                wait = retry.wait(attempt, error, time.monotonic() - started)
+                stats.retried += 1
+                log.info("retrying after %s", error)
+                await asyncio.sleep(wait)
+                attempt += 1
+            except BaseException:
+                limiter.release()
                 raise
-            finally:
-                await limiter.release(rate_limited, retry_after)
-
-        return await call_with_retries(once, retry, count_retry)
+            else:
+                limiter.release()
+                return reply
 
     async def one(request: Request) -> Outcome:
-        for attempt in range(max_attempts):
-            current = request.at_attempt(attempt)
-            key = current.key(backend.identity)
-            entry = cache.get(key)
-            if entry is None:
-                reply = await ask(current)
-                entry = Entry(reply=reply, error=reply_error(current, reply))
-                entry = cache.put(key, entry)  # what the cache holds: another job may have stored this key first
-                stats.sent += 1
-            else:
-                stats.cached += 1
+        start = 0
+        while True:
+            found = lookup(request, backend.identity, cache, max_attempts, start)
+            stats.cached += found.cached
+            stats.rejected_replies += found.rejected
+            if found.outcome is not None:
+                stats.failed += not found.outcome.valid
+                return found.outcome
+            reply = await ask(found.pending)
+            # What the cache holds: another job may have stored this key first.
+            entry = cache.put(found.key, Entry(reply=reply, error=reply_error(found.pending, reply)))
+            stats.sent += 1
             if entry.valid:
-                return Outcome(request=current, key=key, reply=entry.reply)
+                return Outcome(found.pending, found.key, entry.reply)
             stats.rejected_replies += 1
-        stats.failed += 1
-        return Outcome(request=current, key=key, reply=None, error=entry.error)
+            start = found.pending.attempt + 1
+            if start == max_attempts:
+                stats.failed += 1
+                return Outcome(found.pending, found.key, None, entry.error)
 
     # A request's first step (key and cache lookup) runs without a pause: started all at once, a
     # job's thousands of lookups would keep replies to other jobs waiting. Start them in batches.
@@ -128,14 +119,6 @@ async def send_all(
     return list(outcomes), stats
 
 
-def job_limiter(settings: dict) -> Limiter:
-    """A job sending on its own (on a cluster) keeps to its granted `llm_slots` and that share of the budgets."""
-    cap = settings.get("concurrency", 8)
-    slots = settings.get("slots", cap)
-    budgets = {k: v * slots / cap for k, v in settings.get("rate_limits", {}).items() if v}
-    return Limiter(slots, **budgets)
-
-
 class Sender:
     """What every send in one process shares: a backend (with its connection pool) per endpoint
     setting, an open cache per directory, and the limiter that holds this process's cap."""
@@ -143,7 +126,7 @@ class Sender:
     def __init__(self, limiter: Limiter):
         self.limiter = limiter
         self._backends: dict[bytes, Backend] = {}
-        self._caches: dict[str, object] = {}
+        self._caches: dict[str, ReplyCache] = {}
 
     def backend(self, settings: dict) -> Backend:
         key = canonical_json({k: v for k, v in settings.items() if k != "slots"})
@@ -151,7 +134,7 @@ class Sender:
             self._backends[key] = make_backend(settings)
         return self._backends[key]
 
-    def cache(self, directory: str):
+    def cache(self, directory: str) -> ReplyCache:
         if directory not in self._caches:
             self._caches[directory] = open_cache(directory)
         return self._caches[directory]
@@ -164,7 +147,7 @@ class Sender:
             self.backend(settings),
             self.cache(cache_dir),
             self.limiter,
-            max_attempts=settings.get("max_attempts", 3),
+            max_attempts=settings["max_attempts"],
             retry=RetryPolicy.from_settings(settings),
             log=log,
         )
@@ -184,7 +167,7 @@ def send(
     """Resolve every request to a reply through the cache, in this process and within its own limits."""
 
     async def run():
-        sender = Sender(job_limiter(settings))
+        sender = Sender(job_share(settings))
         try:
             return await sender.send(requests, settings, cache_dir, log)
         finally:

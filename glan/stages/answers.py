@@ -5,37 +5,34 @@ Its output records are the dataset's records: chat `messages` plus the provenanc
 
 from __future__ import annotations
 
-from glan.prompts import Template
-from glan.stages.common import customise, instructions, make_request
-
-PLACEHOLDERS = {"question", "discipline", "subject", "level", "instructions"}
+from glan.stages.contract import Answered, Planned, Resolved, Stage
 
 
-def plan(questions: list[dict], settings: dict, template: Template) -> list:
-    """Every question of a job comes from one node; its customisation travels in each record as "custom"."""
+def plan(questions: list[dict], work: Resolved) -> list[Planned]:
     return [
-        make_request(
-            customise(settings, q.get("custom", {}), "answers"),
-            template.render(
-                question=q["question"],
-                discipline=q["path"][-1],
-                subject=q["subject"],
-                level=q["level"],
-                instructions=instructions(q.get("custom", {}), template),
+        Planned(
+            work.request(
+                work.template.render(
+                    question=q["question"],
+                    discipline=q["path"][-1],
+                    subject=q["subject"],
+                    level=q["level"],
+                    instructions=work.instructions,
+                )
             ),
+            context=q,
         )
         for q in questions
     ]
 
 
-def assemble(questions: list[dict], outcomes: list, settings: dict) -> list[dict]:
+def assemble(questions: list[dict], answered: list[Answered], work: Resolved) -> list[dict]:
     records = []
-    for question, outcome in zip(questions, outcomes, strict=True):
-        if not outcome.ok:
+    for question, outcome in ((a.context, a.outcome) for a in answered):
+        if not outcome.valid:
             continue
-        own = customise(settings, question.get("custom", {}), "answers")
         provenance = {k: v for k, v in question.items() if k != "question"}
-        provenance["models"] = {**question["models"], "answers": own["llm"]["model"]}
+        provenance["models"] = {**question["models"], "answers": work.model}
         provenance["keys"] = {**question["keys"], "answers": outcome.key}
         records.append(
             {
@@ -48,3 +45,19 @@ def assemble(questions: list[dict], outcomes: list, settings: dict) -> list[dict
             }
         )
     return records
+
+
+def node_custom(questions: list[dict]) -> dict:
+    """Every question of a job comes from one node, whose customisation each record carries as "custom"."""
+    return questions[0].get("custom", {}) if questions else {}
+
+
+STAGE = Stage(
+    name="answers",
+    upstream="questions.jsonl",
+    output="answers.jsonl",
+    placeholders=frozenset({"question", "discipline", "subject", "level", "instructions"}),
+    custom=node_custom,
+    plan=plan,
+    assemble=assemble,
+)

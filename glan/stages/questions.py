@@ -11,20 +11,9 @@ from __future__ import annotations
 import random
 
 from glan.llm.request import canonical_json, sha256_hex
-from glan.prompts import Template
-from glan.stages.common import bullets, carried, customise, instructions, make_request, record, text
+from glan.stages.contract import Answered, Planned, Resolved, Stage, carried
+from glan.stages.shapes import bullets, record, text
 
-PLACEHOLDERS = {
-    "discipline",
-    "subject",
-    "level",
-    "syllabus",
-    "learned_up_to",
-    "sessions",
-    "concepts",
-    "difficulty",
-    "instructions",
-}
 SCHEMA = record(question=text(1500))
 
 
@@ -55,46 +44,36 @@ def syllabus_text(sessions: list[dict], up_to: int) -> str:
     )
 
 
-def _questions(syllabus: dict, settings: dict):
-    """Yield (subject, sampled concepts, question index) in a fixed order: the plan and the assembly share it."""
-    node_id = syllabus["node"]["id"]
+def plan(syllabus: dict, work: Resolved) -> list[Planned]:
+    """Each question's concepts are sampled with its own seeded generator, so a re-run plans the same requests."""
+    node, settings = syllabus["node"], work.settings
+    planned = []
     for subject in syllabus["subjects"]:
-        for index in range(settings["per_subject"]):
-            rng = question_rng(settings["seed"], node_id, subject["name"], index)
-            sample = sample_concepts(
-                rng, subject["sessions"], settings["max_concepts"], settings["single_session_share"]
-            )
-            yield subject, sample, index
-
-
-def plan(syllabus: dict, settings: dict, template: Template) -> list:
-    settings = customise(settings, syllabus["node"], "questions")
-    extra = instructions(syllabus["node"], template)
-    requests = []
-    for subject, sample, index in _questions(syllabus, settings):
         sessions = subject["sessions"]
-        messages = template.render(
-            discipline=syllabus["node"]["name"],
-            subject=subject["name"],
-            level=subject["level"],
-            syllabus=syllabus_text(sessions, max(sample["sessions"])),
-            learned_up_to=max(sample["sessions"]) + 1,
-            sessions=", ".join(f"Session {i + 1} ({sessions[i]['title']})" for i in sample["sessions"]),
-            concepts=bullets(sample["concepts"]),
-            difficulty=sample["difficulty"],
-            instructions=extra,
-        )
-        requests.append(make_request(settings, messages, SCHEMA, "question", sample=index))
-    return requests
+        for index in range(settings["per_subject"]):
+            rng = question_rng(settings["seed"], node["id"], subject["name"], index)
+            sample = sample_concepts(rng, sessions, settings["max_concepts"], settings["single_session_share"])
+            messages = work.template.render(
+                discipline=node["name"],
+                subject=subject["name"],
+                level=subject["level"],
+                syllabus=syllabus_text(sessions, max(sample["sessions"])),
+                learned_up_to=max(sample["sessions"]) + 1,
+                sessions=", ".join(f"Session {i + 1} ({sessions[i]['title']})" for i in sample["sessions"]),
+                concepts=bullets(sample["concepts"]),
+                difficulty=sample["difficulty"],
+                instructions=work.instructions,
+            )
+            planned.append(Planned(work.request(messages, SCHEMA, "question", sample=index), (subject, sample)))
+    return planned
 
 
-def assemble(syllabus: dict, outcomes: list, settings: dict) -> list[dict]:
-    settings = customise(settings, syllabus["node"], "questions")
-    models = {**syllabus["models"], "questions": settings["llm"]["model"]}
+def assemble(syllabus: dict, answered: list[Answered], work: Resolved) -> list[dict]:
+    models = {**syllabus["models"], "questions": work.model}
     custom = carried(syllabus["node"])  # the answers stage reads the node's customisation from here
     records = []
-    for (subject, sample, _), outcome in zip(_questions(syllabus, settings), outcomes, strict=True):
-        if not outcome.ok:
+    for (subject, sample), outcome in ((a.context, a.outcome) for a in answered):
+        if not outcome.valid:
             continue
         records.append(
             {
@@ -113,3 +92,26 @@ def assemble(syllabus: dict, outcomes: list, settings: dict) -> list[dict]:
             }
         )
     return records
+
+
+STAGE = Stage(
+    name="questions",
+    upstream="syllabus.json",
+    output="questions.jsonl",
+    placeholders=frozenset(
+        {
+            "discipline",
+            "subject",
+            "level",
+            "syllabus",
+            "learned_up_to",
+            "sessions",
+            "concepts",
+            "difficulty",
+            "instructions",
+        }
+    ),
+    custom=lambda syllabus: syllabus["node"],
+    plan=plan,
+    assemble=assemble,
+)

@@ -5,11 +5,10 @@ A discipline that pins its subjects in the taxonomy sends nothing: its pinned li
 
 from __future__ import annotations
 
-from glan.prompts import Template
-from glan.stages.common import array, customise, instructions, make_request, record, text
+from glan.stages.contract import Answered, Planned, Resolved, Stage
+from glan.stages.shapes import array, record, text
 from glan.taxonomy import LEVELS
 
-PLACEHOLDERS = {"discipline", "description", "path", "count", "instructions"}
 PINNED = "pinned"  # the "model" of pinned subjects in provenance: taxonomy.yaml, not an LLM; their key is None
 
 
@@ -22,36 +21,42 @@ def schema(settings: dict) -> dict:
     return record(subjects=array(subject, settings["per_query"]))
 
 
-def plan(node: dict, settings: dict, template: Template) -> list:
+def plan(node: dict, work: Resolved) -> list[Planned]:
     if "subjects" in node:
         return []
-    settings = customise(settings, node, "subjects")
-    messages = template.render(
+    settings = work.settings
+    messages = work.template.render(
         discipline=node["name"],
         description=node["description"] or "(no description given)",
         path=" > ".join(node["path"]),
         count=settings["per_query"],
-        instructions=instructions(node, template),
+        instructions=work.instructions,
     )
-    return [
-        make_request(settings, messages, schema(settings), "subjects", sample=i) for i in range(settings["queries"])
-    ]
+    return [Planned(work.request(messages, schema(settings), "subjects", sample=i)) for i in range(settings["queries"])]
 
 
-def assemble(node: dict, outcomes: list, settings: dict) -> dict:
+def assemble(node: dict, answered: list[Answered], work: Resolved) -> dict:
     """Subjects named alike across queries are kept once (the first); GLAN kept shared subjects per discipline."""
     if "subjects" in node:
         pinned = [{**subject, "keys": {"subjects": None}} for subject in node["subjects"]]
         return {"node": node, "models": {"subjects": PINNED}, "subjects": pinned}
-    settings = customise(settings, node, "subjects")
     subjects, seen = [], set()
-    for outcome in outcomes:
-        if not outcome.ok:
-            continue
+    for outcome in (a.outcome for a in answered if a.outcome.valid):
         for subject in outcome.json()["subjects"]:
             norm = " ".join(subject["name"].lower().split())
             if norm in seen:
                 continue
             seen.add(norm)
             subjects.append({**subject, "keys": {"subjects": outcome.key}})
-    return {"node": node, "models": {"subjects": settings["llm"]["model"]}, "subjects": subjects}
+    return {"node": node, "models": {"subjects": work.model}, "subjects": subjects}
+
+
+STAGE = Stage(
+    name="subjects",
+    upstream="node.json",
+    output="subjects.json",
+    placeholders=frozenset({"discipline", "description", "path", "count", "instructions"}),
+    custom=lambda node: node,
+    plan=plan,
+    assemble=assemble,
+)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from glan.prompts import Template
-from glan.stages.common import array, bullets, customise, instructions, make_request, record, text
+from glan.stages.contract import Answered, Planned, Resolved, Stage
+from glan.stages.shapes import array, bullets, record, text
 
-PLACEHOLDERS = {"discipline", "subject", "level", "subtopics", "sessions", "concepts", "instructions"}
 # Pinned subjects may leave their subtopics to the model.
 OPEN_SUBTOPICS = "- (not given: cover what a course of this name usually covers)"
 
@@ -19,37 +18,48 @@ def schema(settings: dict) -> dict:
     return record(sessions=array(session, settings["sessions"], min_items=min(2, settings["sessions"])))
 
 
-def plan(subjects: dict, settings: dict, template: Template) -> list:
-    node = subjects["node"]
-    settings = customise(settings, node, "syllabus")
+def plan(subjects: dict, work: Resolved) -> list[Planned]:
+    node, settings = subjects["node"], work.settings
     return [
-        make_request(
-            settings,
-            template.render(
-                discipline=node["name"],
-                subject=subject["name"],
-                level=subject["level"],
-                subtopics=bullets(subject["subtopics"]) or OPEN_SUBTOPICS,
-                sessions=settings["sessions"],
-                concepts=settings["concepts_per_session"],
-                instructions=instructions(node, template),
+        Planned(
+            work.request(
+                work.template.render(
+                    discipline=node["name"],
+                    subject=subject["name"],
+                    level=subject["level"],
+                    subtopics=bullets(subject["subtopics"]) or OPEN_SUBTOPICS,
+                    sessions=settings["sessions"],
+                    concepts=settings["concepts_per_session"],
+                    instructions=work.instructions,
+                ),
+                schema(settings),
+                "syllabus",
             ),
-            schema(settings),
-            "syllabus",
+            context=subject,
         )
         for subject in subjects["subjects"]
     ]
 
 
-def assemble(subjects: dict, outcomes: list, settings: dict) -> dict:
-    settings = customise(settings, subjects["node"], "syllabus")
+def assemble(subjects: dict, answered: list[Answered], work: Resolved) -> dict:
     kept = [
-        {**subject, "sessions": outcome.json()["sessions"], "keys": {**subject["keys"], "syllabus": outcome.key}}
-        for subject, outcome in zip(subjects["subjects"], outcomes, strict=True)
-        if outcome.ok
+        {
+            **a.context,
+            "sessions": a.outcome.json()["sessions"],
+            "keys": {**a.context["keys"], "syllabus": a.outcome.key},
+        }
+        for a in answered
+        if a.outcome.valid
     ]
-    return {
-        "node": subjects["node"],
-        "models": {**subjects["models"], "syllabus": settings["llm"]["model"]},
-        "subjects": kept,
-    }
+    return {"node": subjects["node"], "models": {**subjects["models"], "syllabus": work.model}, "subjects": kept}
+
+
+STAGE = Stage(
+    name="syllabus",
+    upstream="subjects.json",
+    output="syllabus.json",
+    placeholders=frozenset({"discipline", "subject", "level", "subtopics", "sessions", "concepts", "instructions"}),
+    custom=lambda subjects: subjects["node"],
+    plan=plan,
+    assemble=assemble,
+)

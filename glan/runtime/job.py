@@ -1,4 +1,4 @@
-"""One stage job as data, and handing it to the run's stage server (glan.stages.server).
+"""One stage job as data, and handing it to the run's stage server (glan.runtime.server).
 
 Standard library only: a job process that hands its work over never imports the rest of glan or
 the openai package, so it starts in a few tens of milliseconds.

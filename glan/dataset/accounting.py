@@ -17,9 +17,9 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from glan.config import STAGES
 from glan.io import digest
 from glan.llm.cache import open_cache
+from glan.stages import STAGE_NAMES as STAGES
 
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
 

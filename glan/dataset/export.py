@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from glan.config import STAGES
 from glan.io import copy_atomic, dump_line, open_atomic, write_bytes_atomic
+from glan.stages import STAGE_NAMES as STAGES
 
 SPLITS = ("train", "test")
 BATCH_ROWS = 10_000  # records per Parquet row group: what the export holds in memory per split

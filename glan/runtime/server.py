@@ -6,7 +6,7 @@ The server pays for its start once, keeps one connection pool per endpoint, and 
 llm.concurrency, the per-minute budgets and AIMD on 429 for all jobs at once, exactly.
 
 The Snakemake main process starts it (rules/common.smk, `onstart`); each job process hands over
-its StageJob (glan.stages.job.submit) and waits for the verdict. A killed job closes its
+its StageJob (glan.runtime.job.submit) and waits for the verdict. A killed job closes its
 connection and the server cancels that job's work; the server exits when the Snakemake process
 that started it goes away, since its stdin then closes. On a cluster there is no server: each
 job runs its stage itself within its llm_slots.
@@ -29,8 +29,8 @@ from pathlib import Path
 from glan.llm.limits import Limiter
 from glan.llm.send import Sender
 from glan.logs import close_logger, job_logger
-from glan.stages.job import SERVER_ENVIRONMENT, StageJob
-from glan.stages.run import run_stage
+from glan.runtime.job import SERVER_ENVIRONMENT, StageJob
+from glan.runtime.run import run_stage
 
 _RUNNING: list[subprocess.Popen] = []  # held open for the life of the run: the server watches this pipe
 
@@ -47,7 +47,7 @@ def start_for_run(capacity: int, rate_limits: dict) -> str:
     python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     settings = {"capacity": capacity, "rate_limits": rate_limits, "socket": listener.fileno()}
     process = subprocess.Popen(
-        [sys.executable, "-m", "glan.stages.server", json.dumps(settings)],
+        [sys.executable, "-m", "glan.runtime.server", json.dumps(settings)],
         stdin=subprocess.PIPE,
         pass_fds=[listener.fileno()],
         env={**os.environ, "PYTHONPATH": python_path},

@@ -24,7 +24,8 @@ from glan.config import REPLY_LLM_KEYS
 from glan.io import write_bytes_atomic
 from glan.llm.send import send
 from glan.prompts import PromptError, Template
-from glan.stages.common import array, make_request, record, text
+from glan.stages.contract import make_request
+from glan.stages.shapes import array, record, text
 from glan.taxonomy import Node, TaxonomyError, iter_nodes, load_taxonomy, slugify
 
 log = logging.getLogger("glan")
@@ -157,8 +158,8 @@ def propose(roots: list[Node], template: Template, settings: dict, llm: dict, ca
             f"{template.path}: propose.prompts is {settings['prompts']} but the template has only "
             f"{len(template.variants)} variants; add variants or lower propose.prompts"
         )
-    scope, chain = scope_chain(roots, settings.get("scope"))
-    levels = settings.get("depth") or max(1, TAXONOMY_DEPTH - len(scope.path))
+    scope, chain = scope_chain(roots, settings["scope"])
+    levels = settings["depth"] or max(1, TAXONOMY_DEPTH - len(scope.path))
     elsewhere: dict[str, list[str]] = {}
     for node in iter_nodes(roots):
         elsewhere.setdefault(node.id.rsplit("/", 1)[-1], []).append(node.id)
@@ -172,7 +173,7 @@ def propose(roots: list[Node], template: Template, settings: dict, llm: dict, ca
         counts["sent"] += stats.sent
         counts["cached"] += stats.cached
         for (parent, _), outcome in zip(planned, outcomes, strict=True):
-            if outcome.ok:
+            if outcome.valid:
                 merge(parent, outcome.json()["nodes"], elsewhere)
             else:
                 counts["failed"] += 1
@@ -186,7 +187,7 @@ def propose(roots: list[Node], template: Template, settings: dict, llm: dict, ca
         top = [outer]
     new = [n for n in _walk(top) if n.status == "new"]
     counts.update(new=len(new), levels=levels)
-    return {"taxonomy": [n.document() for n in top], "counts": counts, "scope": settings.get("scope") or None}
+    return {"taxonomy": [n.document() for n in top], "counts": counts, "scope": settings["scope"] or None}
 
 
 def _walk(nodes: list[Proposed]):

@@ -25,7 +25,8 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_plan(args) -> int:
-    from glan.plan import build_plan, format_plan
+    from glan.cli.plan import build_plan
+    from glan.cli.table import format_plan
 
     document = build_plan(args.directory, args.configfile)
     if args.json:
@@ -36,8 +37,8 @@ def cmd_plan(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from glan.inspection import summary, tree
-    from glan.plan import load_config
+    from glan.cli.inspection import summary, tree
+    from glan.config import load_config
     from glan.taxonomy import iter_nodes, leaves, load_taxonomy, select
 
     directory = Path(args.directory)
@@ -55,14 +56,14 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_review(args) -> int:
-    from glan.review import listing, review
+    from glan.curate.review import listing, review
 
     directory = Path(args.directory)
     proposal = Path(args.proposal) if args.proposal else directory / "results/taxonomy/proposed.yaml"
     if args.taxonomy:
         taxonomy = Path(args.taxonomy)
     else:
-        from glan.plan import load_config
+        from glan.config import load_config
 
         taxonomy = directory / load_config(directory, args.configfile)["taxonomy"]
     if args.list:
@@ -119,8 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from snakemake.exceptions import WorkflowError
 
+    from glan.curate.review import ReviewError
     from glan.prompts import PromptError
-    from glan.review import ReviewError
     from glan.taxonomy import TaxonomyError
 
     try:

@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from itertools import accumulate
 from pathlib import Path
 
-from glan.clean import answer, question, words
-from glan.config import STAGES
+from glan.dataset.clean import answer, question, words
 from glan.io import write_bytes_atomic
+from glan.stages import STAGE_NAMES as STAGES
 
 DIFFICULTIES = ("easy", "medium", "hard")
 STRATEGIES = ("single-session", "two-sessions")

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from glan.io import read_json
+from glan.stages import STAGES
 from glan.taxonomy import Node, iter_nodes, leaves
 
 COLUMNS = ("subjects", "sessions", "questions", "answers")
@@ -13,17 +14,16 @@ COLUMNS = ("subjects", "sessions", "questions", "answers")
 
 def built_counts(folder: Path) -> dict[str, int] | None:
     """Counts from one discipline's artifacts; None when nothing is built yet."""
-    counts = Counter()
-    if not (folder / "subjects.json").exists():
+    subjects, syllabus, questions, answers = (folder / stage.output for stage in STAGES.values())
+    if not subjects.exists():
         return None
-    counts["subjects"] = len(read_json(folder / "subjects.json")["subjects"])
-    if (folder / "syllabus.json").exists():
-        counts["sessions"] = sum(len(s["sessions"]) for s in read_json(folder / "syllabus.json")["subjects"])
-    for stage in ("questions", "answers"):
-        path = folder / f"{stage}.jsonl"
+    counts = {"subjects": len(read_json(subjects)["subjects"])}
+    if syllabus.exists():
+        counts["sessions"] = sum(len(s["sessions"]) for s in read_json(syllabus)["subjects"])
+    for column, path in (("questions", questions), ("answers", answers)):
         if path.exists():
-            counts[stage] = sum(1 for line in path.read_bytes().splitlines() if line.strip())
-    return dict(counts)
+            counts[column] = sum(1 for line in path.read_bytes().splitlines() if line.strip())
+    return counts
 
 
 def customisation(node: Node) -> str:

@@ -1,0 +1,5 @@
+import sys
+
+from glan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Growing the taxonomy: LLM proposals of new nodes, and the human review that accepts them."""

@@ -1,0 +1,130 @@
+"""Run one stage for one node: read upstream, plan, send through the cache, assemble, write atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from glan.io import dump_json, dump_jsonl, read_json, read_jsonl, write_json, write_jsonl
+from glan.llm.limits import job_share
+from glan.llm.lookup import Outcome
+from glan.llm.send import Sender
+from glan.logs import close_logger, job_logger, peak_rss_mib
+from glan.prompts import Template
+from glan.runtime.job import StageJob
+from glan.stages import STAGES
+from glan.stages.contract import Answered, Planned, Resolved, Stage
+
+
+def read_artifact(path: str | Path):
+    return read_jsonl(path) if str(path).endswith(".jsonl") else read_json(path)
+
+
+def write_artifact(path: str | Path, artifact) -> None:
+    (write_jsonl if str(path).endswith(".jsonl") else write_json)(path, artifact)
+
+
+def dump_artifact(name: str, artifact) -> bytes:
+    """The bytes `write_artifact` writes for an artifact named `name`."""
+    return (dump_jsonl if name.endswith(".jsonl") else dump_json)(artifact)
+
+
+def check_prompts(directory: str | Path = "prompts") -> None:
+    """Fail at parse time, before any request, on a template that asks for a value its stage lacks."""
+    for stage in STAGES.values():
+        stage.check(Template(Path(directory) / f"{stage.name}.yaml"))
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    """One stage planned for one node's job: its upstream artifact, its resolved settings and its requests."""
+
+    stage: Stage
+    source: Any
+    work: Resolved
+    planned: list[Planned]
+
+    @classmethod
+    def load(cls, stage: str, upstream: str | Path, template: str | Path, settings: dict) -> JobPlan:
+        return cls.of(STAGES[stage], read_artifact(upstream), Template(template), settings)
+
+    @classmethod
+    def of(cls, stage: Stage, source, template: Template, settings: dict) -> JobPlan:
+        work = stage.resolve(source, settings, template)
+        return cls(stage, source, work, stage.plan(source, work))
+
+    @property
+    def requests(self) -> list:
+        return [p.request for p in self.planned]
+
+    def assemble(self, outcomes: list[Outcome]):
+        answered = [Answered(p.context, o) for p, o in zip(self.planned, outcomes, strict=True)]
+        return self.stage.assemble(self.source, answered, self.work)
+
+
+def planned_requests(stage: str, upstream: str, template: str, settings: dict) -> int:
+    """How many requests the stage's job will plan: the share of the global cap it asks for."""
+    return len(JobPlan.load(stage, upstream, template, settings).planned)
+
+
+class TooManyRejects(RuntimeError):
+    pass
+
+
+def rejects(outcomes: list[Outcome]) -> list[dict]:
+    return [
+        {"key": o.key, "reason": o.error, "attempts": o.request.attempt + 1, "messages": o.request.messages}
+        for o in outcomes
+        if not o.valid
+    ]
+
+
+async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
+    """Reading, planning and writing run in a thread: on the stage server, other jobs' replies
+    keep flowing while a job reads, plans or writes thousands of records."""
+    plan = await asyncio.to_thread(JobPlan.load, job.stage, job.upstream, job.template, job.settings)
+    log.info("%s: %d requests planned", job.stage, len(plan.planned))
+    outcomes, stats = await sender.send(plan.requests, job.llm, job.cache_dir, log)
+    log.info("%s: %s", job.stage, stats.summary())
+    log.info("%s: process peak RSS %d MiB", job.stage, peak_rss_mib())
+    rejected = rejects(outcomes)
+    for reject in rejected:
+        log.warning(
+            "%s: rejected after %d attempts: %s (%s)", job.stage, reject["attempts"], reject["reason"], reject["key"]
+        )
+    share = len(rejected) / len(outcomes) if outcomes else 0.0
+    limit = job.llm["max_reject_share"]
+    if share > limit:
+        message = (
+            f"{job.stage}: {len(rejected)} of {len(outcomes)} requests ({share:.0%}) still had no valid reply after "
+            f"{job.llm['max_attempts']} attempts, more than llm.max_reject_share={limit}; the reasons are in "
+            "this log. Raise llm.max_attempts or the stage's max_tokens, or fix the prompt."
+        )
+        log.error(message)
+        raise TooManyRejects(message)
+    await asyncio.to_thread(write_job, job, plan, outcomes, rejected)
+
+
+def write_job(job: StageJob, plan: JobPlan, outcomes: list[Outcome], rejected: list[dict]) -> None:
+    write_artifact(job.rejects, rejected)
+    write_artifact(job.output, plan.assemble(outcomes))
+
+
+def run_job(job: StageJob) -> None:
+    """Run a job in this process, within its own share of the cap (on a cluster, or without a stage server)."""
+
+    async def run() -> None:
+        sender = Sender(job_share(job.llm))
+        try:
+            await run_stage(job, sender, log)
+        finally:
+            await sender.aclose()
+
+    log = job_logger(job.log)
+    try:
+        asyncio.run(run())
+    finally:
+        close_logger(log)

@@ -1,0 +1,25 @@
+"""A cache made before the restructure (issue 12) rebuilds with zero requests and the same dataset, byte for byte.
+
+The fixture was built by the code of commit ffb4354 against the loopback server: three disciplines
+at the tiny scale, one with instructions and stage overrides (a second model for answers), one with
+pinned subjects; 62 requests, 24 records, the cache in the file layout.
+"""
+
+from __future__ import annotations
+
+import tarfile
+
+import yaml
+from conftest import ROOT
+
+FIXTURE = ROOT / "tests/fixtures/before-restructure"
+
+
+def test_a_cache_built_before_the_restructure_rebuilds_the_same_dataset_without_a_request(workflow):
+    (workflow.dir / "taxonomy.yaml").write_text((FIXTURE / "taxonomy.yaml").read_text())
+    workflow.overlay = yaml.safe_load((FIXTURE / "overlay.yaml").read_text())
+    with tarfile.open(FIXTURE / "cache.tar.gz") as tar:
+        tar.extractall(workflow.dir, filter="data")
+    workflow.run()
+    assert workflow.server.count == 0
+    assert workflow.dataset() == (FIXTURE / "dataset.jsonl").read_bytes()
