@@ -10,7 +10,7 @@ from __future__ import annotations
 import tarfile
 
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 FIXTURE = ROOT / "tests/fixtures/before-restructure"
 

@@ -9,7 +9,7 @@ import time
 
 import orjson
 import pytest
-from conftest import Workflow
+from helpers import Workflow
 
 from glan.fake_server import FakeLLM
 from glan.io import read_json, read_jsonl

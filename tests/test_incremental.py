@@ -10,7 +10,7 @@ import shutil
 from collections import Counter
 
 import orjson
-from conftest import THREE_DISCIPLINES
+from helpers import THREE_DISCIPLINES
 
 PER_NODE = {"subjects": 2, "syllabus": 4, "questions": 8, "answers": 8}
 OPTICS = "results/nodes/natural-sciences/physics/optics"
@@ -142,7 +142,7 @@ def test_a_wiped_results_folder_rebuilds_byte_identical_with_zero_requests(workf
 
 
 def test_records_carry_provenance_and_the_api_key_is_stored_nowhere(workflow):
-    from conftest import API_KEY
+    from helpers import API_KEY
 
     workflow.run()
     record = orjson.loads(workflow.path("results/dataset.jsonl").read_bytes().splitlines()[0])

@@ -21,7 +21,7 @@ import llama_cpp  # noqa: F401  (the local extra: fail, never skip, without it)
 import orjson
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 from glan.llm.backends import local
 from glan.llm.backends.local import LocalBackend, LocalBackendError, Outline, Unsupported

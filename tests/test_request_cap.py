@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Workflow
+from helpers import Workflow
 
 from glan.fake_server import FakeLLM
 

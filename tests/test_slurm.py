@@ -14,7 +14,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import Workflow
+from helpers import Workflow
 from slurm_cluster import SlurmCluster, missing_binaries
 
 from glan.fake_server import FakeLLM

@@ -11,7 +11,7 @@ import time
 
 import pytest
 import yaml
-from conftest import ROOT, THREE_DISCIPLINES
+from helpers import ROOT, THREE_DISCIPLINES
 
 from glan.config import load_config, stage_llm, stage_settings
 from glan.fake_server import FakeLLM

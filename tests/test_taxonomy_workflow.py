@@ -13,7 +13,7 @@ from collections import Counter
 
 import orjson
 import yaml
-from conftest import API_KEY, THREE_DISCIPLINES
+from helpers import API_KEY, THREE_DISCIPLINES
 from test_incremental import OPTICS, PER_NODE, changed_files, stage_counts
 
 from glan.taxonomy import iter_nodes, load_taxonomy
