@@ -24,7 +24,7 @@ import yaml
 from helpers import ROOT
 
 from glan.llm.backends import local
-from glan.llm.backends.local import LocalBackend, LocalBackendError, Outline, Unsupported
+from glan.llm.backends.local import LocalBackend, LocalBackendError, Outline, Unsupported, model_file
 from glan.llm.request import Request
 from glan.llm.validate import reply_error
 from glan.prompts import Template
@@ -85,7 +85,7 @@ def test_the_sidecar_spares_a_rehash_until_the_file_changes(tmp_path, monkeypatc
     model.write_bytes(b"weights")
     first = local.model_sha256(model)
     assert first == hashlib.sha256(b"weights").hexdigest()
-    monkeypatch.setattr(local, "file_sha256", lambda path: pytest.fail("rehashed an unchanged file"))
+    monkeypatch.setattr(model_file, "file_sha256", lambda path: pytest.fail("rehashed an unchanged file"))
     assert local.model_sha256(model) == first
     monkeypatch.undo()
     model.write_bytes(b"other weights")
