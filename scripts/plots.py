@@ -1,17 +1,19 @@
-"""Numbers and plots for `snakemake --report`; the logic lives in glan.dataset.report."""
+"""Numbers and plots for `snakemake --report`; the logic lives in the glan.dataset.report package."""
 
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
-from glan.dataset import report
 from glan.dataset.accounting import run_stats
+from glan.dataset.report.html import summary_html
+from glan.dataset.report.numbers import summarise
+from glan.dataset.report.plots import plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
 from glan.io import iter_jsonl, read_json, write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 inputs, outputs = snakemake.input, snakemake.output
-summary = report.summarise(
+summary = summarise(
     raw=iter_jsonl(inputs.raw),
     splits={"train": iter_jsonl(inputs.train), "test": iter_jsonl(inputs.test)},
     duplicates=iter_jsonl(inputs.duplicates),
@@ -20,9 +22,9 @@ summary = report.summarise(
     run=run_stats(list(inputs.logs)),
 )
 write_json(outputs.stats, summary)
-report.summary_html(summary, outputs.summary)
-report.plot_records(summary, outputs.fields, outputs.disciplines)
-report.plot_mix(summary, outputs.mix)
-report.plot_lengths(summary, outputs.lengths)
-report.plot_cost(summary, outputs.cost)
-report.plot_removed(summary, outputs.removed)
+summary_html(summary, outputs.summary)
+plot_records(summary, outputs.fields, outputs.disciplines)
+plot_mix(summary, outputs.mix)
+plot_lengths(summary, outputs.lengths)
+plot_cost(summary, outputs.cost)
+plot_removed(summary, outputs.removed)

@@ -14,8 +14,10 @@ import datasets
 import orjson
 from records import PATHS, make_record
 
-from glan.dataset import report
 from glan.dataset.accounting import account, read_summary, run_stats
+from glan.dataset.report import plots
+from glan.dataset.report.html import summary_html
+from glan.dataset.report.numbers import median, summarise
 from glan.llm.cache import Entry, open_cache
 from glan.llm.request import Reply
 
@@ -104,7 +106,7 @@ def summary_of(records, removed=()):
     }
     contamination = {"benchmarks": [{"name": "gsm8k", "removed": 1}]}
     run = run_stats([])
-    return report.summarise(records + list(removed), splits, list(removed), contamination, accounting, run)
+    return summarise(records + list(removed), splits, list(removed), contamination, accounting, run)
 
 
 def test_plots_and_summary_page_are_drawn(tmp_path):
@@ -123,12 +125,12 @@ def test_plots_and_summary_page_are_drawn(tmp_path):
     assert summary["lengths"] == {"question": [[3 + i, 1] for i in range(6)], "answer": [[6, 6]]}
 
     paths = {name: tmp_path / f"{name}.png" for name in PLOTS}
-    report.plot_records(summary, paths["records_per_field"], paths["records_per_discipline"])
-    report.plot_mix(summary, paths["mix"])
-    report.plot_lengths(summary, paths["lengths"])
-    report.plot_removed(summary, paths["removed"])
-    report.plot_cost(summary, paths["cost"])
-    report.summary_html(summary, tmp_path / "summary.html")
+    plots.plot_records(summary, paths["records_per_field"], paths["records_per_discipline"])
+    plots.plot_mix(summary, paths["mix"])
+    plots.plot_lengths(summary, paths["lengths"])
+    plots.plot_removed(summary, paths["removed"])
+    plots.plot_cost(summary, paths["cost"])
+    summary_html(summary, tmp_path / "summary.html")
     assert all(path.read_bytes().startswith(PNG) for path in paths.values())
     page = (tmp_path / "summary.html").read_text()
     assert "records generated</td><td>7" in page and "<td>questions</td>" in page
@@ -137,15 +139,15 @@ def test_plots_and_summary_page_are_drawn(tmp_path):
 def test_the_median_of_a_length_histogram_is_the_median_of_the_lengths():
     for lengths in ([7], [1, 2], [3, 3, 5], [2, 9, 9, 10], [4, 4, 4, 4, 8, 8]):
         histogram = sorted(map(list, Counter(lengths).items()))
-        assert report.median(histogram) == statistics.median(lengths), lengths
+        assert median(histogram) == statistics.median(lengths), lengths
 
 
 def test_many_disciplines_are_drawn_as_a_distribution(tmp_path):
     summary = summary_of([make_record("Q?")])
     summary["disciplines"] = {
-        f"f/d{i}": {"path": ["F", f"D{i}"], "train": i, "test": 1} for i in range(report.MANY_DISCIPLINES + 10)
+        f"f/d{i}": {"path": ["F", f"D{i}"], "train": i, "test": 1} for i in range(plots.MANY_DISCIPLINES + 10)
     }
-    report.plot_records(summary, tmp_path / "fields.png", tmp_path / "disciplines.png")
+    plots.plot_records(summary, tmp_path / "fields.png", tmp_path / "disciplines.png")
     assert (tmp_path / "disciplines.png").read_bytes().startswith(PNG)
 
 

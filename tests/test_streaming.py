@@ -31,7 +31,7 @@ from glan.dataset.accounting import account
 account(iter_jsonl(path), out / "cache", {})
 """,
     "summary": """
-from glan.dataset.report import summarise
+from glan.dataset.report.numbers import summarise
 accounting = dict.fromkeys(("totals", "by_stage", "by_model", "unpriced_models"))
 splits = {"train": iter_jsonl(path), "test": iter_jsonl(path)}
 summarise(iter_jsonl(path), splits, iter(()), {"benchmarks": []}, accounting, {})

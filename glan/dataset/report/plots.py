@@ -1,89 +1,16 @@
-"""Numbers and plots for Snakemake's report: what is in the dataset, what was removed, what it cost.
-
-`summarise` turns the workflow's outputs into one JSON-able dict; each `plot_*` draws one PNG from it,
-and `summary_html` writes the page of key numbers that opens the report.
-"""
+"""The report's plots: one PNG per question a reader of the dataset asks, drawn from the summary alone."""
 
 from __future__ import annotations
 
-import html
 import statistics
-from bisect import bisect_right
-from collections import Counter
-from collections.abc import Iterable
-from itertools import accumulate
 from pathlib import Path
 
-from glan.dataset.clean import answer, question, words
+from glan.dataset.report.numbers import median
 from glan.io import write_bytes_atomic
 from glan.stages import STAGE_NAMES as STAGES
 
-DIFFICULTIES = ("easy", "medium", "hard")
-STRATEGIES = ("single-session", "two-sessions")
 COLOURS = {"train": "#4C72B0", "test": "#DD8452", "prompt": "#8172B3", "completion": "#55A868"}
 MANY_DISCIPLINES = 40  # above this, disciplines are shown as a distribution rather than one bar each
-
-
-def summarise(
-    raw: Iterable[dict],
-    splits: dict[str, Iterable[dict]],
-    duplicates: Iterable[dict],
-    contamination: dict,
-    accounting: dict,
-    run: dict,
-) -> dict:
-    """Counts, not records: every input is read once, as it comes, so memory does not grow with the dataset.
-
-    Lengths are {words: records} histograms as [words, records] pairs, bounded by the longest text."""
-    fields: dict[str, Counter] = {}
-    disciplines: dict[str, dict] = {}
-    sizes: Counter = Counter()
-    difficulty, strategy = Counter(), Counter()
-    lengths = {"question": Counter(), "answer": Counter()}
-    for name in ("train", "test"):
-        for record in splits[name]:
-            sizes[name] += 1
-            provenance = record["provenance"]
-            fields.setdefault(provenance["path"][0], Counter())[name] += 1
-            entry = disciplines.setdefault(provenance["node"], {"path": provenance["path"], "train": 0, "test": 0})
-            entry[name] += 1
-            difficulty[provenance["difficulty"]] += 1
-            strategy[provenance["strategy"]] += 1
-            lengths["question"][len(words(question(record)))] += 1
-            lengths["answer"][len(words(answer(record)))] += 1
-    reasons = Counter(d["reason"] for d in duplicates)
-    generated = sum(1 for _ in raw)
-    return {
-        "funnel": {
-            "generated": generated,
-            "after_dedup": generated - reasons.total(),
-            "after_decontamination": sizes.total(),
-            "train": sizes["train"],
-            "test": sizes["test"],
-        },
-        "removed": {
-            "exact-duplicate": reasons.get("exact-duplicate", 0),
-            "near-duplicate": reasons.get("near-duplicate", 0),
-            **{f"contamination: {b['name']}": b["removed"] for b in contamination["benchmarks"]},
-        },
-        "fields": {name: dict(c) for name, c in fields.items()},
-        "disciplines": disciplines,
-        "difficulty": {d: difficulty[d] for d in DIFFICULTIES},
-        "strategy": {s: strategy[s] for s in STRATEGIES},
-        "lengths": {key: sorted(map(list, counts.items())) for key, counts in lengths.items()},
-        "accounting": {k: accounting[k] for k in ("totals", "by_stage", "by_model", "unpriced_models")},
-        "run": run,
-    }
-
-
-def median(histogram: list[list[int]]) -> float:
-    """The median of the values a sorted [value, count] histogram stands for, as statistics.median gives it."""
-    ends = list(accumulate(count for _, count in histogram))  # one past the position of each value's last record
-
-    def value_at(position: int) -> int:
-        return histogram[bisect_right(ends, position)][0]
-
-    return (value_at((ends[-1] - 1) // 2) + value_at(ends[-1] // 2)) / 2
 
 
 def _pyplot():
@@ -367,88 +294,3 @@ def plot_removed(summary: dict, path: str | Path) -> None:
     axes[2].tick_params(axis="x", labelsize=8)
     _save(fig, path)
     plt.close(fig)
-
-
-def _rows(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _rate(value) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
-
-
-def summary_html(summary: dict, path: str | Path) -> None:
-    """One page of key numbers: the pipeline's funnel, cost and cache use at a glance."""
-    funnel, accounting, run = summary["funnel"], summary["accounting"], summary["run"]
-    totals = accounting["totals"]
-    unpriced = accounting["unpriced_models"]
-    if unpriced and len(unpriced) == len(accounting["by_model"]):
-        cost = "no price for " + ", ".join(unpriced)
-    else:
-        cost = f"{totals['cost']:,.4f}" + (" (no price for " + ", ".join(unpriced) + ")" if unpriced else "")
-    key_numbers = [
-        ["records generated", f"{funnel['generated']:,}"],
-        ["duplicates removed", f"{funnel['generated'] - funnel['after_dedup']:,}"],
-        ["contaminated removed", f"{funnel['after_dedup'] - funnel['after_decontamination']:,}"],
-        ["records in the dataset", f"{funnel['after_decontamination']:,}"],
-        ["train / test", f"{funnel['train']:,} / {funnel['test']:,}"],
-        ["fields / disciplines", f"{len(summary['fields'])} / {len(summary['disciplines'])}"],
-        ["tokens (prompt + completion)", f"{totals['prompt_tokens']:,} + {totals['completion_tokens']:,}"],
-        ["estimated cost", cost],
-        ["cache hit rate (latest run of each job)", _rate(run["totals"].get("hit_rate"))],
-    ]
-    stages = [
-        [
-            stage,
-            f"{accounting['by_stage'][stage]['requests']:,}",
-            f"{accounting['by_stage'][stage]['total_tokens']:,}",
-            f"{accounting['by_stage'][stage]['cost']:,.4f}",
-            run["by_stage"][stage].get("sent", 0),
-            run["by_stage"][stage].get("cached", 0),
-            _rate(run["by_stage"][stage].get("hit_rate")),
-            run["by_stage"][stage].get("rejected_replies", 0),
-            run["by_stage"][stage].get("failed", 0),
-        ]
-        for stage in STAGES
-    ]
-    models = [
-        [m, f"{b['requests']:,}", f"{b['total_tokens']:,}", f"{b['cost']:,.4f}"]
-        for m, b in accounting["by_model"].items()
-    ]
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>Dataset summary</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }}
-table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 4px 12px; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-th {{ background: #f3f3f3; }}
-h2 {{ font-size: 1.1em; margin-top: 1.2em; }}
-</style></head><body>
-<h2>Key numbers</h2>
-<p>From the taxonomy to train and test: what was generated, what cleaning removed, what it cost.</p>
-{_rows(["", "value"], key_numbers)}
-<h2>Per stage</h2>
-{
-        _rows(
-            [
-                "stage",
-                "replies in dataset",
-                "tokens",
-                "est. cost",
-                "sent",
-                "cached",
-                "hit rate",
-                "rejected",
-                "given up",
-            ],
-            stages,
-        )
-    }
-<h2>Per model</h2>
-{_rows(["model", "replies", "tokens", "est. cost"], models)}
-</body></html>
-"""
-    write_bytes_atomic(path, page.encode())

@@ -1,0 +1,79 @@
+"""The report's numbers: what is in the dataset, what was removed, what it cost, counted as the outputs stream by.
+
+`summarise` turns the workflow's outputs into one JSON-able dict (stats.json); the plots and the page only read it.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable
+from itertools import accumulate
+
+from glan.dataset.clean import answer, question, words
+
+DIFFICULTIES = ("easy", "medium", "hard")
+STRATEGIES = ("single-session", "two-sessions")
+
+
+def summarise(
+    raw: Iterable[dict],
+    splits: dict[str, Iterable[dict]],
+    duplicates: Iterable[dict],
+    contamination: dict,
+    accounting: dict,
+    run: dict,
+) -> dict:
+    """Counts, not records: every input is read once, as it comes, so memory does not grow with the dataset.
+
+    Lengths are {words: records} histograms as [words, records] pairs, bounded by the longest text."""
+    fields: dict[str, Counter[str]] = {}
+    disciplines: dict[str, dict] = {}
+    sizes: Counter[str] = Counter()
+    difficulty: Counter[str] = Counter()
+    strategy: Counter[str] = Counter()
+    lengths: dict[str, Counter[int]] = {"question": Counter(), "answer": Counter()}
+    for name in ("train", "test"):
+        for record in splits[name]:
+            sizes[name] += 1
+            provenance = record["provenance"]
+            fields.setdefault(provenance["path"][0], Counter())[name] += 1
+            entry = disciplines.setdefault(provenance["node"], {"path": provenance["path"], "train": 0, "test": 0})
+            entry[name] += 1
+            difficulty[provenance["difficulty"]] += 1
+            strategy[provenance["strategy"]] += 1
+            lengths["question"][len(words(question(record)))] += 1
+            lengths["answer"][len(words(answer(record)))] += 1
+    reasons = Counter(d["reason"] for d in duplicates)
+    generated = sum(1 for _ in raw)
+    return {
+        "funnel": {
+            "generated": generated,
+            "after_dedup": generated - reasons.total(),
+            "after_decontamination": sizes.total(),
+            "train": sizes["train"],
+            "test": sizes["test"],
+        },
+        "removed": {
+            "exact-duplicate": reasons.get("exact-duplicate", 0),
+            "near-duplicate": reasons.get("near-duplicate", 0),
+            **{f"contamination: {b['name']}": b["removed"] for b in contamination["benchmarks"]},
+        },
+        "fields": {name: dict(c) for name, c in fields.items()},
+        "disciplines": disciplines,
+        "difficulty": {d: difficulty[d] for d in DIFFICULTIES},
+        "strategy": {s: strategy[s] for s in STRATEGIES},
+        "lengths": {key: sorted(map(list, counts.items())) for key, counts in lengths.items()},
+        "accounting": {k: accounting[k] for k in ("totals", "by_stage", "by_model", "unpriced_models")},
+        "run": run,
+    }
+
+
+def median(histogram: list[list[int]]) -> float:
+    """The median of the values a sorted [value, count] histogram stands for, as statistics.median gives it."""
+    ends = list(accumulate(count for _, count in histogram))  # one past the position of each value's last record
+
+    def value_at(position: int) -> int:
+        return histogram[bisect_right(ends, position)][0]
+
+    return (value_at((ends[-1] - 1) // 2) + value_at(ends[-1] // 2)) / 2
