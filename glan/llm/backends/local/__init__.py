@@ -37,28 +37,20 @@ from glan.llm.backends.local.runner import compile_grammar, import_llama_cpp, js
 from glan.llm.request import Reply, Request
 from glan.llm.retry import EndpointError
 
-__all__ = ["LocalBackend", "LocalBackendError", "check_local_backend", "local_settings"]
+__all__ = ["LocalBackend", "LocalBackendError", "check_local_backend"]
 
-DEFAULTS = {
-    "model_path": "models/gemma-3-270m-q4_k_m.gguf",
-    "n_ctx": 4096,
-    "n_threads": 1,
-    "n_batch": 512,
-    "extra_buffers": False,
-}
 SAMPLING = ("temperature", "top_p", "max_tokens", "repeat_penalty", "presence_penalty", "frequency_penalty")
 FREE_TEXT_REPEAT_PENALTY = 1.15
 STRUCTURED_REPEAT_PENALTY = 1.1  # mild: the outline's labels repeat by design, and the grammar forces them
 
 
-def local_settings(llm_settings: dict) -> dict:
-    return {**DEFAULTS, **(llm_settings.get("local") or {})}
-
-
 class LocalBackend:
+    """The embedded model for a stage's `llm` settings, validated: config/schema.yaml declares the defaults
+    of `llm.local` and validation fills them in, so this reads them and never invents its own."""
+
     def __init__(self, settings: dict):
         import_llama_cpp()  # first: without it, a model file is no use
-        self.options = local_settings(settings)
+        self.options = settings["local"]
         self.path = ensure_model(self.options["model_path"])
         self.identity = "local:sha256:" + model_sha256(self.path)
         self.model, self.lock = load_model(self.path, self.options)
