@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from pathlib import Path
 
 from glan.dataset.report.numbers import median
@@ -42,28 +43,19 @@ def _save(fig, path: str | Path) -> None:
     fig.clf()
 
 
-def _label_bars(ax, bars, horizontal: bool = False, fmt="{:,.0f}") -> None:
-    for bar in bars:
-        value = bar.get_width() if horizontal else bar.get_height()
-        if not value:
+def _label_bars(ax, bars, labels: Iterable[str | None], horizontal: bool = False) -> None:
+    """Each label just past the end of its bar (the top bar of a stack ends where the stack does); None, no label."""
+    for bar, label in zip(bars, labels, strict=True):
+        if label is None:
             continue
+        x, y, width, height = bar.get_x(), bar.get_y(), bar.get_width(), bar.get_height()
         if horizontal:
             ax.annotate(
-                fmt.format(value),
-                (bar.get_x() + value, bar.get_y() + bar.get_height() / 2),
-                xytext=(3, 0),
-                textcoords="offset points",
-                va="center",
-                fontsize=8,
+                label, (x + width, y + height / 2), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8
             )
         else:
             ax.annotate(
-                fmt.format(value),
-                (bar.get_x() + bar.get_width() / 2, bar.get_y() + value),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                fontsize=8,
+                label, (x + width / 2, y + height), xytext=(0, 2), textcoords="offset points", ha="center", fontsize=8
             )
 
 
@@ -94,15 +86,7 @@ def _split_barh(ax, labels: list[str], train: list[int], test: list[int]) -> Non
     positions = range(len(labels))
     ax.barh(positions, train, color=COLOURS["train"], label="train")
     bars = ax.barh(positions, test, left=train, color=COLOURS["test"], label="test")
-    for bar, t, h in zip(bars, train, test, strict=True):
-        ax.annotate(
-            f"{t + h:,}",
-            (t + h, bar.get_y() + bar.get_height() / 2),
-            xytext=(3, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-        )
+    _label_bars(ax, bars, [f"{t + h:,}" for t, h in zip(train, test, strict=True)], horizontal=True)
     ax.set_yticks(list(positions), labels)
     ax.invert_yaxis()
     ax.set_xlabel("records")
@@ -161,14 +145,7 @@ def plot_mix(summary: dict, path: str | Path) -> None:
         counts = summary[key]
         total = sum(counts.values()) or 1
         bars = ax.bar(list(counts), list(counts.values()), color=colours)
-        for bar, value in zip(bars, counts.values(), strict=True):
-            ax.annotate(
-                f"{value:,} ({value / total:.0%})",
-                (bar.get_x() + bar.get_width() / 2, value),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-            )
+        _label_bars(ax, bars, [f"{value:,} ({value / total:.0%})" for value in counts.values()])
         ax.set_ylim(0, max([1, *counts.values()]) * 1.25)
         _integer_ticks(ax.yaxis)
         ax.set_title(title)
@@ -209,15 +186,7 @@ def plot_cost(summary: dict, path: str | Path) -> None:
     completion = [stages[s]["completion_tokens"] for s in names]
     axes[0].bar(names, prompt, color=COLOURS["prompt"], label="prompt")
     bars = axes[0].bar(names, completion, bottom=prompt, color=COLOURS["completion"], label="completion")
-    for bar, p, c in zip(bars, prompt, completion, strict=True):
-        axes[0].annotate(
-            _human(p + c),
-            (bar.get_x() + bar.get_width() / 2, p + c),
-            xytext=(0, 2),
-            textcoords="offset points",
-            ha="center",
-            fontsize=8,
-        )
+    _label_bars(axes[0], bars, [_human(p + c) for p, c in zip(prompt, completion, strict=True)])
     from matplotlib.ticker import FuncFormatter
 
     axes[0].yaxis.set_major_formatter(FuncFormatter(_human))
@@ -226,16 +195,7 @@ def plot_cost(summary: dict, path: str | Path) -> None:
     axes[0].legend(frameon=False)
     costs = [stages[s]["cost"] for s in names]
     bars = axes[1].bar(names, costs, color="#937860")
-    for bar, cost in zip(bars, costs, strict=True):
-        if cost:
-            axes[1].annotate(
-                _money(cost),
-                (bar.get_x() + bar.get_width() / 2, cost),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                fontsize=8,
-            )
+    _label_bars(axes[1], bars, [_money(cost) if cost else None for cost in costs])
     unpriced = summary["accounting"]["unpriced_models"]
     total = summary["accounting"]["totals"]["cost"]
     axes[1].set_title(f"Estimated cost per stage (total {_money(total)})")
@@ -264,14 +224,15 @@ def plot_removed(summary: dict, path: str | Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     funnel = summary["funnel"]
     steps = {"generated": "generated", "after_dedup": "after dedup", "after_decontamination": "after\ndecontamination"}
-    bars = axes[0].bar(list(steps.values()), [funnel[s] for s in steps], color=COLOURS["train"])
-    _label_bars(axes[0], bars)
+    kept = [funnel[s] for s in steps]
+    bars = axes[0].bar(list(steps.values()), kept, color=COLOURS["train"])
+    _label_bars(axes[0], bars, [f"{n:,}" if n else None for n in kept])
     axes[0].set_title(f"Records kept (train {funnel['train']:,}, test {funnel['test']:,})")
     axes[0].tick_params(axis="x", labelsize=8)
 
     removed = summary["removed"]
     bars = axes[1].barh(list(removed), list(removed.values()), color="#C44E52")
-    _label_bars(axes[1], bars, horizontal=True)
+    _label_bars(axes[1], bars, [f"{n:,}" if n else None for n in removed.values()], horizontal=True)
     axes[1].invert_yaxis()
     axes[1].set_title("Records removed, by reason")
     axes[1].set_xlabel("records")
