@@ -1,8 +1,8 @@
 """The embedded backend: Gemma 3 270M through llama-cpp-python, for real (no stubs).
 
-Unit-level: identity, schema-valid structured replies, free text, the outline grammar, the errors
-that name the fix. End to end: a one-discipline build on the local backend whose every structured
-artifact validates against the stage schemas.
+Unit-level: identity, schema-valid structured replies, free text, the errors that name the fix.
+End to end: a one-discipline build on the local backend whose every structured artifact validates
+against the stage schemas. The outline grammar and the prompts need no model: tests/test_outline.py.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from helpers import ROOT
 from glan.config import load_config
 from glan.llm.backends.local import LocalBackend, LocalBackendError, check_local_backend, model_file
 from glan.llm.backends.local.outline import Outline, Unsupported
-from glan.llm.backends.local.prompt import paragraph_end
 from glan.llm.request import Request
 from glan.llm.validate import reply_error
 from glan.prompts import Template
@@ -153,35 +152,6 @@ def test_a_reply_cut_by_the_token_cap_says_length(backend):
     request = Request(**{**request.__dict__, "schema": subjects.schema(stage_settings())})
     reply, error = ask(backend, request)
     assert reply.finish_reason == "length" and error.startswith("cut off")
-
-
-def test_the_outline_round_trips_to_json_that_matches_the_schema():
-    schema = syllabus.schema({"sessions": 3, "concepts_per_session": 2})
-    outline = Outline(schema)
-    text = (
-        "Session 1: Newton's laws\nDescription: Forces and motion, with a worked example.\n"
-        "Key concepts: Inertia, Force\n\nSession 2: Energy\nDescription: Work: kinetic and potential.\n"
-        "Key concepts: Work\n"
-    )
-    parsed = outline.parse(text)
-    jsonschema.validate(parsed, schema)
-    assert parsed["sessions"][1] == {
-        "title": "Energy",
-        "description": "Work: kinetic and potential.",
-        "key_concepts": ["Work"],
-    }
-    assert "Session 3: " in outline.grammar() and "Key concepts: " in outline.grammar()
-    assert Outline(questions.SCHEMA).parse("Question: Why, and how?") == {"question": "Why, and how?"}
-    with pytest.raises(ValueError):
-        outline.parse("Session 1: only a title")
-
-
-def test_an_answer_ends_at_the_first_blank_line_that_closes_a_paragraph():
-    assert paragraph_end(" It falls.\n\nQuestion: next") == len(" It falls.")
-    listed = "The steps are:\n\n1. Push\n2. Pull"
-    assert paragraph_end(listed + "\n\nMore") == len(listed)
-    assert paragraph_end("\n\nStill going") is None
-    assert paragraph_end("One line\nand another") is None
 
 
 def test_missing_packages_fail_with_the_command_that_fixes_them(tmp_path, monkeypatch):
