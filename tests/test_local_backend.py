@@ -21,7 +21,7 @@ import llama_cpp  # noqa: F401  (the local extra: fail, never skip, without it)
 import orjson
 import pytest
 import yaml
-from helpers import ROOT
+from helpers import ROOT, WORKFLOW_PARTS
 
 from glan.config import load_config
 from glan.llm.backends.local import LocalBackend, LocalBackendError, check_local_backend, model_file
@@ -174,7 +174,7 @@ def test_the_workflow_refuses_to_start_without_a_loadable_model(tmp_path):
     directory = copy_workflow(tmp_path)
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf file")
-    result = run_workflow(directory, {"local": {"model_path": str(bad)}}, "--dry-run", check=False)
+    result = run_workflow(directory, {"local": {"model_path": str(bad)}}, "results/dataset.jsonl", check=False)
     assert result.returncode != 0
     assert "cannot load the local model" in result.stdout + result.stderr
 
@@ -189,7 +189,7 @@ E2E_STAGES = {
 
 
 def copy_workflow(directory: Path) -> Path:
-    for part in ["Snakefile", "rules", "scripts", "prompts", "config", "envs", "profiles", "report"]:
+    for part in WORKFLOW_PARTS:
         source = ROOT / part
         if source.exists():
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, directory / part)
