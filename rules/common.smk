@@ -34,15 +34,6 @@ except (TaxonomyError, PromptError, CacheLayoutError) as error:
 
 STAGE_LLMS = [stage_llm(config, stage) for stage in STAGES]
 
-# The embedded model is checked before any job runs: a missing package or a model that cannot be
-# loaded fails here, naming the fix (job processes skip it: the main process has checked).
-if workflow.is_main_process and any(llm["backend"] == "local" for llm in STAGE_LLMS):
-    try:
-        check_local_backend(config["llm"])
-    except LocalBackendError as error:
-        raise WorkflowError(str(error))
-
-
 # Requests in flight for the whole run stay under llm.concurrency, however many jobs run at once.
 # Locally, one stage server (glan/runtime/server.py), started once there are jobs to run, runs
 # every stage job on one client and one cap; a job process only hands its job over and waits.
@@ -62,7 +53,15 @@ if "llm_slots" not in workflow.global_resources:
 SERVED = not CLUSTER and any(served(llm) for llm in STAGE_LLMS)
 
 
+# The embedded model is checked once there are jobs to run, before any starts: a missing package
+# or a model that cannot be loaded stops the run, naming the fix. Not at parse time, so that
+# `snakemake --lint` and `-n` need only `pip install -e .`.
 onstart:
+    if any(llm["backend"] == "local" for llm in STAGE_LLMS):
+        try:
+            check_local_backend(config["llm"])
+        except LocalBackendError as error:
+            raise WorkflowError(str(error))
     if SERVED:
         start_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
 

@@ -20,9 +20,9 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 class OpenAIBackend:
     def __init__(self, settings: dict):
-        self.timeout = settings.get("timeout", 120)
+        self.timeout = settings["timeout"]
         self.base_url = (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self.identity = settings.get("endpoint") or f"openai:{self.base_url}"
+        self.identity = settings.get("endpoint") or f"openai:{self.base_url}"  # optional: unset means the base URL
         self._client = None
 
     @property
