@@ -1,10 +1,19 @@
-"""The report's plots: one PNG per question a reader of the dataset asks, drawn from the summary alone."""
+"""The report's plots: one PNG per question a reader of the dataset asks, drawn from the summary alone.
+
+Each `plot_*` writes its PNG and returns the figure it drew, so what a plot shows can be read back from its
+artists. Figures are made without pyplot: no backend to pick, no global list of open figures to close.
+"""
 
 from __future__ import annotations
 
+import io
 import statistics
 from collections.abc import Iterable
 from pathlib import Path
+
+from matplotlib import rc_context
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from glan.dataset.report.numbers import median
 from glan.io import write_bytes_atomic
@@ -14,33 +23,23 @@ COLOURS = {"train": "#4C72B0", "test": "#DD8452", "prompt": "#8172B3", "completi
 MANY_DISCIPLINES = 40  # above this, disciplines are shown as a distribution rather than one bar each
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(
-        {
-            "figure.dpi": 100,
-            "font.size": 10,
-            "axes.titlesize": 12,
-            "axes.titleweight": "bold",
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-        }
-    )
-    return plt
+_report_style = rc_context(
+    {
+        "figure.dpi": 100,
+        "font.size": 10,
+        "axes.titlesize": 12,
+        "axes.titleweight": "bold",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)  # the report's look, while a plot is drawn and saved; matplotlib's defaults stay as they are elsewhere
 
 
-def _save(fig, path: str | Path) -> None:
-    import io
-
+def _save(fig: Figure, path: str | Path) -> None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", metadata={"Software": None})
     write_bytes_atomic(path, buffer.getvalue())
-    fig.clf()
 
 
 def _label_bars(ax, bars, labels: Iterable[str | None], horizontal: bool = False) -> None:
@@ -60,8 +59,6 @@ def _label_bars(ax, bars, labels: Iterable[str | None], horizontal: bool = False
 
 
 def _integer_ticks(axis) -> None:
-    from matplotlib.ticker import MaxNLocator
-
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
@@ -95,25 +92,28 @@ def _split_barh(ax, labels: list[str], train: list[int], test: list[int]) -> Non
     ax.legend(loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)
 
 
-def plot_records(summary: dict, fields_png: str | Path, disciplines_png: str | Path) -> None:
-    plt = _pyplot()
+@_report_style
+def plot_records(summary: dict, fields_png: str | Path, disciplines_png: str | Path) -> tuple[Figure, Figure]:
+    """Records per field, and per discipline: one bar each, or their distribution when there are many."""
     fields = summary["fields"]
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * max(len(fields), 1)))
+    fields_figure = Figure(figsize=(9, 1.2 + 0.45 * max(len(fields), 1)))
+    ax = fields_figure.subplots()
     _split_barh(
         ax, list(fields), [c.get("train", 0) for c in fields.values()], [c.get("test", 0) for c in fields.values()]
     )
     ax.set_title(f"Records per field ({len(fields)} fields)")
-    _save(fig, fields_png)
-    plt.close(fig)
+    _save(fields_figure, fields_png)
 
     disciplines = summary["disciplines"]
     if len(disciplines) <= MANY_DISCIPLINES:
-        fig, ax = plt.subplots(figsize=(9, 1.2 + 0.35 * max(len(disciplines), 1)))
+        fig = Figure(figsize=(9, 1.2 + 0.35 * max(len(disciplines), 1)))
+        ax = fig.subplots()
         labels = [f"{d['path'][-1]}  ({d['path'][0]})" for d in disciplines.values()]
         _split_barh(ax, labels, [d["train"] for d in disciplines.values()], [d["test"] for d in disciplines.values()])
         ax.set_title(f"Records per discipline ({len(disciplines)} disciplines)")
     else:
-        fig, ax = plt.subplots(figsize=(9, 4.5))
+        fig = Figure(figsize=(9, 4.5))
+        ax = fig.subplots()
         counts = [d["train"] + d["test"] for d in disciplines.values()]
         ax.hist(counts, bins=30, color=COLOURS["train"])
         ax.set_xlabel("records in a discipline")
@@ -131,12 +131,14 @@ def plot_records(summary: dict, fields_png: str | Path, disciplines_png: str | P
             fontsize=8,
         )
     _save(fig, disciplines_png)
-    plt.close(fig)
+    return fields_figure, fig
 
 
-def plot_mix(summary: dict, path: str | Path) -> None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+@_report_style
+def plot_mix(summary: dict, path: str | Path) -> Figure:
+    """Records per difficulty and per sampling strategy, each with its share."""
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     panels = (
         (axes[0], "difficulty", "Difficulty", ["#55A868", "#C4AD66", "#C44E52"]),
         (axes[1], "strategy", "Sampling strategy", ["#4C72B0", "#8172B3"]),
@@ -152,12 +154,14 @@ def plot_mix(summary: dict, path: str | Path) -> None:
         ax.set_ylabel("records")
     fig.suptitle("Question mix: single-session questions are easy or medium, two-session questions hard", fontsize=10)
     _save(fig, path)
-    plt.close(fig)
+    return fig
 
 
-def plot_lengths(summary: dict, path: str | Path) -> None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+@_report_style
+def plot_lengths(summary: dict, path: str | Path) -> Figure:
+    """How many words questions and answers have, with the median of each."""
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     for ax, key, colour in ((axes[0], "question", COLOURS["train"]), (axes[1], "answer", COLOURS["completion"])):
         histogram = summary["lengths"][key]
         if histogram:
@@ -174,21 +178,21 @@ def plot_lengths(summary: dict, path: str | Path) -> None:
         ax.set_xlabel("words")
         ax.set_ylabel("records")
     _save(fig, path)
-    plt.close(fig)
+    return fig
 
 
-def plot_cost(summary: dict, path: str | Path) -> None:
-    plt = _pyplot()
+@_report_style
+def plot_cost(summary: dict, path: str | Path) -> Figure:
+    """Prompt and completion tokens per stage, and what they cost by the price table."""
     stages = summary["accounting"]["by_stage"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 3.8))
+    axes = fig.subplots(1, 2)
     names = [s for s in STAGES if s in stages]
     prompt = [stages[s]["prompt_tokens"] for s in names]
     completion = [stages[s]["completion_tokens"] for s in names]
     axes[0].bar(names, prompt, color=COLOURS["prompt"], label="prompt")
     bars = axes[0].bar(names, completion, bottom=prompt, color=COLOURS["completion"], label="completion")
     _label_bars(axes[0], bars, [_human(p + c) for p, c in zip(prompt, completion, strict=True)])
-    from matplotlib.ticker import FuncFormatter
-
     axes[0].yaxis.set_major_formatter(FuncFormatter(_human))
     axes[0].set_title("Tokens per stage")
     axes[0].set_ylabel("tokens")
@@ -216,12 +220,14 @@ def plot_cost(summary: dict, path: str | Path) -> None:
             _note(axes[1], "the price table gives these models no cost")
     axes[1].set_ylabel("cost (price table's currency)")
     _save(fig, path)
-    plt.close(fig)
+    return fig
 
 
-def plot_removed(summary: dict, path: str | Path) -> None:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
+@_report_style
+def plot_removed(summary: dict, path: str | Path) -> Figure:
+    """What cleaning kept and removed, and the replies that failed validation, per stage."""
+    fig = Figure(figsize=(13, 4))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     funnel = summary["funnel"]
     steps = {"generated": "generated", "after_dedup": "after dedup", "after_decontamination": "after\ndecontamination"}
     kept = [funnel[s] for s in steps]
@@ -254,4 +260,4 @@ def plot_removed(summary: dict, path: str | Path) -> None:
         _note(axes[2], "every reply passed validation")
     axes[2].tick_params(axis="x", labelsize=8)
     _save(fig, path)
-    plt.close(fig)
+    return fig
