@@ -77,3 +77,9 @@ def median(histogram: list[list[int]]) -> float:
         return histogram[bisect_right(ends, position)][0]
 
     return (value_at((ends[-1] - 1) // 2) + value_at(ends[-1] // 2)) / 2
+
+
+def discipline_sizes(disciplines: dict[str, dict]) -> list[tuple[str, int]]:
+    """(name, records in train and test) of each discipline of the summary, fewest first; ties keep its order."""
+    sizes = [(d["path"][-1], d["train"] + d["test"]) for d in disciplines.values()]
+    return sorted(sizes, key=lambda size: size[1])

@@ -15,7 +15,7 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from glan.dataset.report.numbers import median
+from glan.dataset.report.numbers import discipline_sizes, median
 from glan.io import write_bytes_atomic
 from glan.stages import STAGE_NAMES as STAGES
 
@@ -114,17 +114,17 @@ def plot_records(summary: dict, fields_png: str | Path, disciplines_png: str | P
     else:
         fig = Figure(figsize=(9, 4.5))
         ax = fig.subplots()
-        counts = [d["train"] + d["test"] for d in disciplines.values()]
+        sizes = discipline_sizes(disciplines)
+        counts = [records for _, records in sizes]
         ax.hist(counts, bins=30, color=COLOURS["train"])
         ax.set_xlabel("records in a discipline")
         ax.set_ylabel("disciplines")
         ax.set_title(f"Records per discipline ({len(disciplines)} disciplines)")
-        smallest = sorted(disciplines.values(), key=lambda d: d["train"] + d["test"])[:5]
-        note = "fewest: " + "; ".join(f"{d['path'][-1]} {d['train'] + d['test']}" for d in smallest)
+        note = "fewest: " + "; ".join(f"{name} {records}" for name, records in sizes[:5])
         ax.text(
             0.99,
             0.97,
-            f"min {min(counts)}, median {statistics.median(counts):g}, max {max(counts)}\n{note}",
+            f"min {counts[0]}, median {statistics.median(counts):g}, max {counts[-1]}\n{note}",
             transform=ax.transAxes,
             ha="right",
             va="top",
