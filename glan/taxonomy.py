@@ -76,7 +76,12 @@ class Node:
         Customisation keys appear only when set, so nodes without any keep the record (and the
         build outputs) they had before customisation existed.
         """
-        record = {"id": self.id, "name": self.name, "description": self.description, "path": list(self.path)}
+        record: dict[str, object] = {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "path": list(self.path),
+        }
         if self.instructions:
             record["instructions"] = self.instructions
         if self.subjects is not None:
@@ -146,7 +151,8 @@ def _parse_nodes(items, parent: tuple[str, ...], source: str, line: int, up: Nod
     where = " > ".join(parent) or "top level"
     if not isinstance(items, list):
         raise TaxonomyError(f"{source}:{line}: children of {where} must be a list of nodes")
-    nodes, seen = [], {}
+    nodes: list[Node] = []
+    seen: dict[str, str] = {}
     for item in items:
         node = _parse_node(item, parent, source, line, up)
         if node.id in seen:
@@ -256,7 +262,7 @@ def _check_stages(value, label: str, source: str, line: int) -> dict:
     where = f"{source}:{getattr(value, 'line', line)}: node {label!r}"
     if not isinstance(value, dict):
         raise TaxonomyError(f"{where}: `stages` must be a mapping of stage names ({', '.join(STAGE_OVERRIDES)})")
-    checked = {}
+    checked: dict[str, dict] = {}
     for stage, override in value.items():
         at = f"{source}:{getattr(override, 'line', getattr(value, 'line', line))}: node {label!r}"
         if stage not in STAGE_OVERRIDES:

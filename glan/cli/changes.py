@@ -3,6 +3,7 @@ its subjects artifact was built from, and each stage's artifact against the one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -19,7 +20,7 @@ class Status(Protocol):
     why: list[str]
 
 
-def changes(directory: Path, record: dict, plans: dict[str, Status], artifacts: dict) -> list[str]:
+def changes(directory: Path, record: dict, plans: Mapping[str, Status], artifacts: dict) -> list[str]:
     """Why the node would rebuild, setting each stage's status; `artifacts` holds what each stage
     would write, or None where that depends on replies not in the cache yet."""
     folder = directory / "results/nodes" / record["id"]

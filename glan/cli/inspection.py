@@ -53,7 +53,8 @@ def tree(
     lines = []
 
     def total(node: Node) -> tuple[Counter, int, int]:
-        counts, done, chosen = Counter(), 0, 0
+        counts: Counter[str] = Counter()
+        done = chosen = 0
         for leaf in leaves([node]):
             if built[leaf.id] is not None:
                 counts.update(built[leaf.id])

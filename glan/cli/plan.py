@@ -192,7 +192,7 @@ class Planner:
                 )
 
 
-def build_plan(directory: str | Path = ".", configfiles: list[str] = ()) -> dict:
+def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> dict:
     """The plan of the selected nodes, as a document (the CLI prints it, tests compare it with a build)."""
     directory = Path(directory)
     config = load_config(directory, configfiles)
@@ -215,7 +215,7 @@ def build_plan(directory: str | Path = ".", configfiles: list[str] = ()) -> dict
             if plan.cost is None:
                 unpriced.add(plan.model)
             else:
-                total.cost += plan.cost
+                total.cost = (total.cost or 0.0) + plan.cost
     gone = removed_nodes(directory, records)
     return {
         "nodes": {n.id: {"stages": {s: p.as_dict() for s, p in n.stages.items()}, "changes": n.changes} for n in plans},

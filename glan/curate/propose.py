@@ -71,7 +71,7 @@ class Proposed:
         return next((c for c in self.children if c.id.rsplit("/", 1)[-1] == slug), None)
 
     def document(self) -> dict:
-        entry = {"name": self.name, "id": self.id, "status": self.status}
+        entry: dict[str, object] = {"name": self.name, "id": self.id, "status": self.status}
         if self.status == "new" or self.votes:
             entry["votes"] = self.votes
         if self.description:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from glan.io import digest
 from glan.llm.cache import open_cache
@@ -111,7 +112,7 @@ def read_summary(path: str | Path) -> tuple[str, dict[str, int]] | None:
 
 def run_stats(log_paths: list[str | Path]) -> dict:
     """Send counters summed per stage over the latest run of every job, with the cache hit rate."""
-    by_stage: dict[str, dict[str, int]] = {stage: {"jobs": 0} for stage in STAGES}
+    by_stage: dict[str, dict[str, Any]] = {stage: {"jobs": 0} for stage in STAGES}
     for path in log_paths:
         if not Path(path).exists():
             continue
@@ -123,7 +124,7 @@ def run_stats(log_paths: list[str | Path]) -> dict:
         bucket["jobs"] += 1
         for key, value in counters.items():
             bucket[key] = bucket.get(key, 0) + value
-    totals: dict[str, int] = {}
+    totals: dict[str, Any] = {}
     for bucket in by_stage.values():
         for key, value in bucket.items():
             totals[key] = totals.get(key, 0) + value

@@ -112,7 +112,7 @@ def deduplicate(records: Iterable[dict], settings: dict) -> Iterator[tuple[dict,
             lsh.insert(len(kept_ids), signature)
             signatures.append(LeanMinHash(signature))
             kept_ids.append(record["id"])
-        if exact:
+        if key is not None:
             first[key] = record["id"]
         yield record, None
 
@@ -192,7 +192,7 @@ def decontaminate(records: Iterable[dict], settings: dict) -> tuple[Iterator[tup
     removed records per benchmark, complete once the pairs are exhausted."""
     n, threshold = settings.get("ngram", 13), settings.get("threshold", 0.5)
     min_words, fields = settings.get("min_words", 8), settings.get("fields", ["question"])
-    indexes = []
+    indexes: list[tuple[str, NgramIndex]] = []
     report = {"ngram": n, "threshold": threshold, "min_words": min_words, "fields": fields, "benchmarks": []}
     for benchmark in settings.get("benchmarks", []):
         if benchmark_name(benchmark) in [name for name, _ in indexes]:

@@ -67,6 +67,10 @@ class ReplyCache(ReplyReader, Protocol):
 
     def close(self) -> None: ...
 
+    def __enter__(self) -> ReplyCache: ...
+
+    def __exit__(self, *exc) -> None: ...
+
 
 LAYOUTS = ("diskcache", "files")
 LAYOUT_FILE = "LAYOUT"

@@ -67,7 +67,7 @@ def submit(job: StageJob) -> bool:
         verdict = connection.makefile("rb").readline()
     if not verdict:
         raise StageFailed(f"{job.stage}: the stage server went away before {job.output} was written")
-    error = json.loads(verdict).get("error")
-    if error:
-        raise StageFailed(error)
+    failure = json.loads(verdict).get("error")
+    if failure:
+        raise StageFailed(failure)
     return True

@@ -65,11 +65,13 @@ async def serve(capacity: int, rate_limits: dict, listener: socket.socket, until
     jobs: set[asyncio.Task] = set()
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        jobs.add(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None  # a connection callback runs as a task
+        jobs.add(task)
         try:
             await handle(sender, reader, writer)
         finally:
-            jobs.discard(asyncio.current_task())
+            jobs.discard(task)
 
     server = await asyncio.start_server(connected, sock=listener)
     try:
@@ -101,8 +103,9 @@ async def handle(sender: Sender, reader: asyncio.StreamReader, writer: asyncio.S
     if work.cancelled():
         writer.close()
         return
-    error = work.exception()
-    writer.write(json.dumps({"error": None if error is None else f"{type(error).__name__}: {error}"}).encode() + b"\n")
+    failure = work.exception()
+    verdict = None if failure is None else f"{type(failure).__name__}: {failure}"
+    writer.write(json.dumps({"error": verdict}).encode() + b"\n")
     try:
         await writer.drain()
     except ConnectionError:

@@ -29,7 +29,7 @@ def plan(questions: list[dict], work: Resolved) -> list[Planned]:
 def assemble(questions: list[dict], answered: list[Answered], work: Resolved) -> list[dict]:
     records = []
     for question, outcome in ((a.context, a.outcome) for a in answered):
-        if not outcome.valid:
+        if outcome.reply is None:  # rejected
             continue
         provenance = {k: v for k, v in question.items() if k != "question"}
         provenance["models"] = {**question["models"], "answers": work.model}

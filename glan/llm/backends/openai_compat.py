@@ -8,9 +8,13 @@ the openai package, slow to import) is made at the first cache miss: a cached jo
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from glan.llm.request import Reply, Request
 from glan.llm.retry import EndpointError, TransientError
+
+if TYPE_CHECKING:
+    import openai
 
 OPENAI_SAMPLING = {"temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty"}
 
@@ -23,7 +27,7 @@ class OpenAIBackend:
         self.timeout = settings["timeout"]
         self.base_url = (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.identity = settings.get("endpoint") or f"openai:{self.base_url}"  # optional: unset means the base URL
-        self._client = None
+        self._client: openai.AsyncOpenAI | None = None
 
     @property
     def client(self):
