@@ -27,15 +27,15 @@ NODE_KEYS = {"name", "description", "children", *CUSTOM_KEYS}
 LEVELS = ["high school", "undergraduate", "graduate", "professional"]
 DEFAULT_LEVEL = "undergraduate"
 
-# What a node may override per stage: the stage's own count keys, `sampling` keys, and the model.
+# What a node may override per stage: the count keys its stage declares (glan.stages, `node_settings`),
+# `sampling` keys, and the model. How each count key is checked:
 _POSITIVE_INT = ("an integer >= 1", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1)
 _SHARE = ("a number from 0 to 1", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1)
 _NUMBER = ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
-STAGE_OVERRIDES = {
-    "subjects": {"queries": _POSITIVE_INT, "per_query": _POSITIVE_INT, "subtopics": _POSITIVE_INT},
-    "syllabus": {"sessions": _POSITIVE_INT, "concepts_per_session": _POSITIVE_INT},
-    "questions": {"per_subject": _POSITIVE_INT, "max_concepts": _POSITIVE_INT, "single_session_share": _SHARE},
-    "answers": {},
+COUNT_CHECKS = {
+    **dict.fromkeys(("queries", "per_query", "subtopics", "sessions", "concepts_per_session"), _POSITIVE_INT),
+    **dict.fromkeys(("per_subject", "max_concepts"), _POSITIVE_INT),
+    "single_session_share": _SHARE,
 }
 SAMPLING_OVERRIDES = {
     "temperature": ("a number from 0 to 2", lambda v: _NUMBER[1](v) and 0 <= v <= 2),
@@ -259,17 +259,19 @@ def _check_subjects(items, label: str, source: str, line: int) -> list[dict]:
 
 def _check_stages(value, label: str, source: str, line: int) -> dict:
     """`stages: {<stage>: {<count key>: n, sampling: {...}, llm: {model: ...}}}`, checked key by key."""
+    from glan.stages import STAGES  # not at import: the stages import this module
+
     where = f"{source}:{getattr(value, 'line', line)}: node {label!r}"
     if not isinstance(value, dict):
-        raise TaxonomyError(f"{where}: `stages` must be a mapping of stage names ({', '.join(STAGE_OVERRIDES)})")
+        raise TaxonomyError(f"{where}: `stages` must be a mapping of stage names ({', '.join(STAGES)})")
     checked: dict[str, dict] = {}
     for stage, override in value.items():
         at = f"{source}:{getattr(override, 'line', getattr(value, 'line', line))}: node {label!r}"
-        if stage not in STAGE_OVERRIDES:
-            raise TaxonomyError(f"{where}: `stages` has unknown stage {stage!r}; stages: {list(STAGE_OVERRIDES)}")
+        if stage not in STAGES:
+            raise TaxonomyError(f"{where}: `stages` has unknown stage {stage!r}; stages: {list(STAGES)}")
         if not isinstance(override, dict) or not override:
             raise TaxonomyError(f"{where}: `stages.{stage}` must be a mapping of settings to override")
-        allowed = {**STAGE_OVERRIDES[stage], "sampling": None, "llm": None}
+        allowed = {**{k: COUNT_CHECKS[k] for k in STAGES[stage].node_settings}, "sampling": None, "llm": None}
         checked[stage] = {}
         for key, setting in override.items():
             if key not in allowed:

@@ -89,6 +89,7 @@ class Stage:
     upstream: str
     output: str
     placeholders: frozenset[str]
+    node_settings: tuple[str, ...]  # the count keys a node may override in taxonomy.yaml (`stages.<name>`)
     custom: Callable[[Any], dict]  # the node's customisation, as the upstream artifact carries it
     plan: Callable[[Any, Resolved], list[Planned]]
     assemble: Callable[[Any, list[Answered], Resolved], Any]
