@@ -15,9 +15,9 @@ import orjson
 from records import PATHS, make_record
 
 from glan.dataset.accounting import account, read_summary, run_stats
-from glan.dataset.report import plots
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import median, summarise
+from glan.dataset.report.plots import MANY_DISCIPLINES, plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
 from glan.llm.cache import Entry, open_cache
 from glan.llm.request import Reply
 
@@ -94,6 +94,7 @@ def test_run_stats_read_the_last_summary_line_of_each_stage_log(tmp_path):
 
 
 def summary_of(records, removed=()):
+    """The summary of `records`, the first of them held out as test, with `removed` as what dedup dropped."""
     splits = {"train": records[1:], "test": records[:1]}
     accounting = {
         "totals": {"requests": 4, "prompt_tokens": 40, "completion_tokens": 80, "total_tokens": 120, "cost": 0.01},
@@ -109,31 +110,59 @@ def summary_of(records, removed=()):
     return summarise(records + list(removed), splits, list(removed), contamination, accounting, run)
 
 
-def test_plots_and_summary_page_are_drawn(tmp_path):
-    records = [
-        make_record(f"Question number {i} " + "word " * i, node=node, difficulty=d, strategy=s)
-        for i, (node, d, s) in enumerate(
-            [(n, d, s) for n in PATHS for d, s in (("easy", "single-session"), ("hard", "two-sessions"))]
+def six_records():
+    """Two records a discipline; question i has 3 + i words; easy 2, medium 1, hard 3 (the two-session ones)."""
+    nodes = [node for node in PATHS for _ in range(2)]
+    difficulties = ["easy", "hard", "medium", "hard", "easy", "hard"]
+    return [
+        make_record(
+            f"Question number {i} " + "word " * i,
+            node=node,
+            difficulty=difficulty,
+            strategy="two-sessions" if difficulty == "hard" else "single-session",
         )
+        for i, (node, difficulty) in enumerate(zip(nodes, difficulties, strict=True))
     ]
-    summary = summary_of(records, removed=[{"reason": "near-duplicate"}])
+
+
+def sample():
+    """The summary the plot tests draw: six records, one of them test, and one near-duplicate removed."""
+    return summary_of(six_records(), removed=[{"reason": "near-duplicate"}])
+
+
+# What a figure shows, read back from its artists.
+
+
+def drawn(ax) -> list[list[float]]:
+    """The bars of `ax`, a list per bar(), barh() or hist() call: each bar's length (its height, or its width lying)."""
+    return [
+        [float(bar.get_width() if bars.orientation == "horizontal" else bar.get_height()) for bar in bars]
+        for bars in ax.containers
+    ]
+
+
+def texts(ax) -> list[str]:
+    """The texts written on `ax`, in order: bar labels and notes."""
+    return [text.get_text() for text in ax.texts]
+
+
+def ticks(axis) -> list[str]:
+    return [label.get_text() for label in axis.get_ticklabels()]
+
+
+def is_png(path) -> bool:
+    return path.read_bytes().startswith(PNG)
+
+
+def test_the_summary_counts_records_by_split_field_mix_and_length():
+    summary = sample()
     assert summary["funnel"] == {"generated": 7, "after_dedup": 6, "after_decontamination": 6, "train": 5, "test": 1}
     assert summary["removed"] == {"exact-duplicate": 0, "near-duplicate": 1, "contamination: gsm8k": 1}
-    assert summary["difficulty"] == {"easy": 3, "medium": 0, "hard": 3}
-    assert summary["fields"]["Natural Sciences"] == {"test": 1, "train": 3}
+    assert summary["difficulty"] == {"easy": 2, "medium": 1, "hard": 3}
+    assert summary["strategy"] == {"single-session": 3, "two-sessions": 3}
+    assert summary["fields"] == {"Natural Sciences": {"train": 3, "test": 1}, "Mathematics": {"train": 2}}
     # lengths in words as [words, records] pairs: "Question number {i}" and i more words; one answer length
     assert summary["lengths"] == {"question": [[3 + i, 1] for i in range(6)], "answer": [[6, 6]]}
-
-    paths = {name: tmp_path / f"{name}.png" for name in PLOTS}
-    plots.plot_records(summary, paths["records_per_field"], paths["records_per_discipline"])
-    plots.plot_mix(summary, paths["mix"])
-    plots.plot_lengths(summary, paths["lengths"])
-    plots.plot_removed(summary, paths["removed"])
-    plots.plot_cost(summary, paths["cost"])
-    summary_html(summary, tmp_path / "summary.html")
-    assert all(path.read_bytes().startswith(PNG) for path in paths.values())
-    page = (tmp_path / "summary.html").read_text()
-    assert "records generated</td><td>7" in page and "<td>questions</td>" in page
 
 
 def test_the_median_of_a_length_histogram_is_the_median_of_the_lengths():
@@ -142,13 +171,156 @@ def test_the_median_of_a_length_histogram_is_the_median_of_the_lengths():
         assert median(histogram) == statistics.median(lengths), lengths
 
 
+def test_records_per_field_and_discipline_are_train_bars_with_test_stacked_and_the_total_written(tmp_path):
+    fields, disciplines = plot_records(sample(), tmp_path / "fields.png", tmp_path / "disciplines.png")
+    assert is_png(tmp_path / "fields.png") and is_png(tmp_path / "disciplines.png")
+
+    (ax,) = fields.axes
+    assert ax.get_title() == "Records per field (2 fields)"
+    assert ticks(ax.yaxis) == ["Natural Sciences", "Mathematics"]
+    train, test = drawn(ax)
+    assert (train, test) == ([3, 2], [1, 0])
+    assert [bar.get_x() for bar in ax.containers[1]] == train  # test bars start where train bars end
+    assert texts(ax) == ["4", "2"]
+
+    (ax,) = disciplines.axes
+    assert ax.get_title() == "Records per discipline (3 disciplines)"
+    assert ticks(ax.yaxis) == [
+        "Optics  (Natural Sciences)",
+        "Genetics  (Natural Sciences)",
+        "Number Theory  (Mathematics)",
+    ]
+    assert drawn(ax) == [[1, 2, 2], [1, 0, 0]]
+    assert texts(ax) == ["2", "2", "2"]
+
+
 def test_many_disciplines_are_drawn_as_a_distribution(tmp_path):
-    summary = summary_of([make_record("Q?")])
+    summary = sample()
+    sizes = [100] * 5 + [10] * 45  # records in each discipline: five large ones first, then 45 small
+    assert len(sizes) > MANY_DISCIPLINES
     summary["disciplines"] = {
-        f"f/d{i}": {"path": ["F", f"D{i}"], "train": i, "test": 1} for i in range(plots.MANY_DISCIPLINES + 10)
+        f"f/d{i}": {"path": ["F", f"D{i}"], "train": size - 1, "test": 1} for i, size in enumerate(sizes)
     }
-    plots.plot_records(summary, tmp_path / "fields.png", tmp_path / "disciplines.png")
-    assert (tmp_path / "disciplines.png").read_bytes().startswith(PNG)
+    _, disciplines = plot_records(summary, tmp_path / "fields.png", tmp_path / "disciplines.png")
+    assert is_png(tmp_path / "disciplines.png")
+
+    (ax,) = disciplines.axes
+    assert ax.get_title() == "Records per discipline (50 disciplines)"
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("records in a discipline", "disciplines")
+    assert not any(label.startswith("D") for label in ticks(ax.yaxis))  # no bar of its own for a discipline
+    (histogram,) = drawn(ax)
+    assert (len(histogram), sum(histogram)) == (30, 50)
+    assert (histogram[0], histogram[-1]) == (45, 5) and not any(histogram[1:-1])
+    assert texts(ax) == ["min 10, median 10, max 100\nfewest: D5 10; D6 10; D7 10; D8 10; D9 10"]
+
+    summary["disciplines"] = dict(list(summary["disciplines"].items())[:MANY_DISCIPLINES])
+    _, disciplines = plot_records(summary, tmp_path / "fields.png", tmp_path / "disciplines.png")
+    assert len(ticks(disciplines.axes[0].yaxis)) == MANY_DISCIPLINES  # up to the limit, a bar each
+
+
+def test_the_mix_counts_records_per_difficulty_and_strategy_with_their_share(tmp_path):
+    difficulty, strategy = plot_mix(sample(), tmp_path / "mix.png").axes
+    assert is_png(tmp_path / "mix.png")
+    assert ticks(difficulty.xaxis) == ["easy", "medium", "hard"]
+    assert drawn(difficulty) == [[2, 1, 3]]
+    assert texts(difficulty) == ["2 (33%)", "1 (17%)", "3 (50%)"]
+    assert ticks(strategy.xaxis) == ["single-session", "two-sessions"]
+    assert drawn(strategy) == [[3, 3]]
+    assert texts(strategy) == ["3 (50%)", "3 (50%)"]
+
+
+def test_lengths_are_histograms_of_words_per_record_with_the_median_marked(tmp_path):
+    question, answer = plot_lengths(sample(), tmp_path / "lengths.png").axes
+    assert is_png(tmp_path / "lengths.png")
+    (bars,) = question.containers  # a short span of lengths: one bar per number of words, centred on it
+    assert {bar.get_x() + bar.get_width() / 2: bar.get_height() for bar in bars} == {n: 1 for n in range(3, 9)}
+    assert [list(line.get_xdata()) for line in question.lines] == [[5.5, 5.5]]
+    assert texts(question) == [" median 5.5"]
+    assert drawn(answer) == [[6]] and texts(answer) == [" median 6"]
+
+    summary = sample()
+    summary["lengths"] = {"question": [[3, 2], [5, 1], [120, 1]], "answer": []}
+    question, answer = plot_lengths(summary, tmp_path / "lengths.png").axes
+    (histogram,) = drawn(question)  # a long span: 40 bins
+    assert (len(histogram), histogram[0], histogram[-1], sum(histogram)) == (40, 3, 1, 4)
+    assert texts(question) == [" median 4"]
+    assert drawn(answer) == [] and texts(answer) == []  # no answers, no bars and no median
+
+
+def tokens(prompt: int, completion: int, cost: float) -> dict:
+    return {"requests": 1, "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost}
+
+
+def test_cost_stacks_prompt_and_completion_tokens_and_prices_each_stage_in_pipeline_order(tmp_path):
+    summary = sample()
+    summary["accounting"]["by_stage"] = {  # sorted, as read back from JSON
+        "answers": tokens(400_000, 1_450_000, 12.5),
+        "questions": tokens(20_000, 30_000, 0.5),
+        "subjects": tokens(100, 50, 0.0),
+        "syllabus": tokens(1_000, 500, 0.0025),
+    }
+    summary["accounting"]["totals"]["cost"] = 13.0025
+    tokens_ax, cost_ax = plot_cost(summary, tmp_path / "cost.png").axes
+    assert is_png(tmp_path / "cost.png")
+
+    assert ticks(tokens_ax.xaxis) == ["subjects", "syllabus", "questions", "answers"]
+    prompt, completion = drawn(tokens_ax)
+    assert (prompt, completion) == ([100, 1_000, 20_000, 400_000], [50, 500, 30_000, 1_450_000])
+    assert [bar.get_y() for bar in tokens_ax.containers[1]] == prompt  # completion stacked on prompt
+    assert texts(tokens_ax) == ["150", "1.5k", "50k", "1.85M"]
+
+    assert ticks(cost_ax.xaxis) == ["subjects", "syllabus", "questions", "answers"]
+    assert drawn(cost_ax) == [[0.0, 0.0025, 0.5, 12.5]]
+    assert texts(cost_ax) == ["0.0025", "0.5000", "12.50"]  # a stage that cost nothing has no label
+    assert cost_ax.get_title() == "Estimated cost per stage (total 13.00)"
+
+
+def test_a_cost_without_prices_says_which_models_have_none_or_that_none_cost_anything(tmp_path):
+    summary = sample()
+    for stage in summary["accounting"]["by_stage"].values():
+        stage["cost"] = 0.0
+    summary["accounting"]["unpriced_models"] = ["cheap"]
+    _, cost_ax = plot_cost(summary, tmp_path / "cost.png").axes
+    assert texts(cost_ax) == ["no price for: cheap"] and cost_ax.get_yticks().size == 0
+
+    summary["accounting"]["unpriced_models"] = []
+    _, cost_ax = plot_cost(summary, tmp_path / "cost.png").axes
+    assert texts(cost_ax) == ["the price table gives these models no cost"]
+
+
+def test_removed_shows_the_funnel_the_reasons_and_the_rejected_replies_per_stage(tmp_path):
+    summary = sample()
+    summary["run"]["by_stage"]["questions"] = {"rejected_replies": 2}
+    summary["run"]["by_stage"]["answers"] = {"rejected_replies": 3, "failed": 1}
+    funnel, reasons, rejected = plot_removed(summary, tmp_path / "removed.png").axes
+    assert is_png(tmp_path / "removed.png")
+
+    assert ticks(funnel.xaxis) == ["generated", "after dedup", "after\ndecontamination"]
+    assert drawn(funnel) == [[7, 6, 6]] and texts(funnel) == ["7", "6", "6"]
+    assert funnel.get_title() == "Records kept (train 5, test 1)"
+
+    assert ticks(reasons.yaxis) == ["exact-duplicate", "near-duplicate", "contamination: gsm8k"]
+    assert drawn(reasons) == [[0, 1, 1]] and texts(reasons) == ["1", "1"]  # the empty bar has no label
+
+    assert ticks(rejected.xaxis) == ["subjects", "syllabus", "questions", "answers"]
+    assert drawn(rejected) == [[0, 0, 2, 3], [0, 0, 0, 1]]  # re-asked, and given up
+    assert [bar.get_y() for bar in rejected.containers[1]] == [0, 0, 2, 3]  # given up on top of re-asked
+    assert texts(rejected) == []
+
+
+def test_removed_says_so_when_nothing_was_removed_or_rejected(tmp_path):
+    summary = sample()
+    summary["removed"] = dict.fromkeys(summary["removed"], 0)
+    _, reasons, rejected = plot_removed(summary, tmp_path / "removed.png").axes
+    assert texts(reasons) == ["no duplicates or benchmark texts found"]
+    assert texts(rejected) == ["every reply passed validation"]
+
+
+def test_the_summary_page_opens_with_the_key_numbers(tmp_path):
+    summary_html(sample(), tmp_path / "summary.html")
+    page = (tmp_path / "summary.html").read_text()
+    assert "records generated</td><td>7" in page and "train / test</td><td>5 / 1" in page
+    assert "<td>questions</td>" in page and "<td>test-model</td>" in page
 
 
 def read_jsonl(path):
