@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from glan.cli import main
-from glan.curate.review import ReviewError, apply, ask, choose, load_proposal, review
+from glan.curate.edit import apply
+from glan.curate.review import ReviewError, ask, choose, load_proposal, review
 from glan.taxonomy import iter_nodes, load_taxonomy
 
 SHIPPED = Path(__file__).resolve().parent.parent / "taxonomy.yaml"
