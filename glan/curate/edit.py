@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -21,21 +21,28 @@ if TYPE_CHECKING:
     from glan.curate.review import Candidate
 
 
-def _round_trip(text: str):
+INDENTATIONS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (2, 3, 1))  # (mapping, sequence, offset)
+
+
+def _handler(mapping: int, sequence: int, offset: int) -> YAML:
+    handler = YAML()
+    handler.preserve_quotes = True
+    handler.width = 4096
+    handler.indent(mapping=mapping, sequence=sequence, offset=offset)
+    return handler
+
+
+def _round_trip(text: str) -> tuple[YAML, Any]:
     """A ruamel YAML set to the file's own indentation (the one that dumps the file back unchanged), and the
     document it loaded; with none of the usual indentations, the first (untouched lines may be re-indented)."""
-    best = None
-    for mapping, sequence, offset in ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (2, 3, 1)):
-        handler = YAML()
-        handler.preserve_quotes = True
-        handler.width = 4096
-        handler.indent(mapping=mapping, sequence=sequence, offset=offset)
-        best = best or handler
+    for indentation in INDENTATIONS:
+        handler = _handler(*indentation)
         out = io.StringIO()
         handler.dump(handler.load(text), out)
         if out.getvalue() == text:
             return handler, handler.load(text)
-    return best, best.load(text)
+    handler = _handler(*INDENTATIONS[0])
+    return handler, handler.load(text)
 
 
 def _last_slot(node):
@@ -90,6 +97,8 @@ def _find(document, node_id: str):
 
 @dataclass
 class Change:
+    """One accepted subtree, inserted at one place of taxonomy.yaml."""
+
     id: str
     label: str
     disciplines: int  # leaves added with this node (itself if it is one)

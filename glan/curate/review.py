@@ -6,7 +6,7 @@ new ancestors. Status is recomputed against the current taxonomy, so a proposal 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +36,8 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        names, node = [], self
+        names: list[str] = []
+        node: Candidate | None = self
         while node is not None:
             names.append(node.name)
             node = node.parent
@@ -105,10 +106,10 @@ def _close(accepted: set[str], by_id: dict[str, Candidate]) -> set[str]:
 
 def choose(
     nodes: list[Candidate],
-    accept: list[str] = (),
-    reject: list[str] = (),
+    accept: Collection[str] = (),
+    reject: Collection[str] = (),
     everything: bool = False,
-    answered: set[str] = frozenset(),
+    answered: Collection[str] = frozenset(),
 ) -> set[str]:
     """Accepted ids: `answered` as they are (interactive answers), each `accept` id with its new subtree and
     its new ancestors, all new nodes with `everything`; a `reject` id drops its subtree, whatever else said."""
@@ -183,8 +184,8 @@ def describe(changes: list[Change], accepted: set[str], nodes: list[Candidate], 
 def review(
     proposal: str | Path,
     taxonomy: str | Path,
-    accept: list[str] = (),
-    reject: list[str] = (),
+    accept: Collection[str] = (),
+    reject: Collection[str] = (),
     everything: bool = False,
     interactive: bool = False,
     dry_run: bool = False,
@@ -197,9 +198,9 @@ def review(
         write(f"{proposal}: no node that {taxonomy} does not already have")
         return []
     if interactive:
-        accepted = choose(nodes, reject=list(reject), answered=ask(nodes, read, write))
+        accepted = choose(nodes, reject=reject, answered=ask(nodes, read, write))
     else:
-        accepted = choose(nodes, list(accept), list(reject), everything)
+        accepted = choose(nodes, accept, reject, everything)
     if not accepted:
         write(f"nothing accepted; {taxonomy} is unchanged")
         return []
