@@ -251,7 +251,7 @@ def plot_removed(summary: dict, path: str | Path) -> Figure:
     rejected = [run[s].get("rejected_replies", 0) for s in STAGES]
     failed = [run[s].get("failed", 0) for s in STAGES]
     axes[2].bar(STAGES, rejected, color="#C4AD66", label="rejected replies (re-asked)")
-    bars = axes[2].bar(STAGES, failed, bottom=rejected, color="#C44E52", label="requests given up")
+    axes[2].bar(STAGES, failed, bottom=rejected, color="#C44E52", label="requests given up")
     axes[2].set_title("Rejected replies per stage")
     axes[2].set_ylim(0, max([1, *(r + f for r, f in zip(rejected, failed, strict=True))]) * 1.3)
     _integer_ticks(axes[2].yaxis)
