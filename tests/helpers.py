@@ -1,19 +1,26 @@
-"""What tests share: the workflow copied into a temp dir and run with snakemake, and a small taxonomy."""
+"""What tests share: the workflow copied into a temp dir and run with snakemake, a small taxonomy,
+and what a build of it at the tiny scale sends."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import yaml
 
+from glan.config import load_config
 from glan.fake_server import FakeLLM
+from glan.taxonomy import leaves, parse_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "prompts", "config", "envs", "profiles", "report"]
 API_KEY = "sk-test-SECRET-do-not-store-0123456789"
+CORES = 2  # snakemake --cores of every Workflow run: at most this many jobs at once
 
 THREE_DISCIPLINES = {
     "taxonomy": [
@@ -28,6 +35,63 @@ THREE_DISCIPLINES = {
         {"name": "Mathematics", "children": [{"name": "Number Theory", "description": "Properties of integers."}]},
     ]
 }
+DISCIPLINES = len(leaves(parse_taxonomy(yaml.safe_dump(THREE_DISCIPLINES))))
+OPTICS = "results/nodes/natural-sciences/physics/optics"
+GENETICS = "results/nodes/natural-sciences/biology/genetics"
+
+
+def optics(taxonomy: list) -> dict:
+    """The Optics discipline in the `taxonomy` list of a copy of THREE_DISCIPLINES."""
+    return taxonomy[0]["children"][0]["children"][0]
+
+
+def genetics(taxonomy: list) -> dict:
+    return taxonomy[0]["children"][1]["children"][0]
+
+
+# The config every Workflow run builds with (config/tiny.yaml over config/config.yaml), and the requests
+# it sends, derived from its fan-outs so that an edit of tiny.yaml moves every count the tests expect.
+TINY = load_config(ROOT, ["config/tiny.yaml"])
+SUBJECT_QUERIES = TINY["stages"]["subjects"]["queries"]
+# The fake server fills every array to its maxItems and names every item differently: no subjects merge.
+SUBJECTS_PER_DISCIPLINE = SUBJECT_QUERIES * TINY["stages"]["subjects"]["per_query"]
+SESSIONS_PER_SYLLABUS = TINY["stages"]["syllabus"]["sessions"]
+QUESTIONS_PER_SUBJECT = TINY["stages"]["questions"]["per_subject"]
+QUESTIONS_PER_DISCIPLINE = SUBJECTS_PER_DISCIPLINE * QUESTIONS_PER_SUBJECT
+MAX_ATTEMPTS = TINY["llm"]["max_attempts"]
+
+# Requests per stage for one discipline: the subject queries, a syllabus per subject, the questions of
+# every subject, an answer per question (2, 4, 8 and 8 with tiny.yaml as shipped).
+PER_DISCIPLINE = {
+    "subjects": SUBJECT_QUERIES,
+    "syllabus": SUBJECTS_PER_DISCIPLINE,
+    "questions": QUESTIONS_PER_DISCIPLINE,
+    "answers": QUESTIONS_PER_DISCIPLINE,
+}
+PER_DISCIPLINE_TOTAL = sum(PER_DISCIPLINE.values())
+# What a first build of THREE_DISCIPLINES sends, per stage and in all; one record per answer.
+FIRST_BUILD = {stage: DISCIPLINES * count for stage, count in PER_DISCIPLINE.items()}
+FIRST_BUILD_TOTAL = DISCIPLINES * PER_DISCIPLINE_TOTAL
+
+
+def all_disciplines(*stages: str) -> dict[str, int]:
+    """What a rebuild sends when every discipline asks again in these stages only (and in no other)."""
+    return {stage: FIRST_BUILD[stage] for stage in stages}
+
+
+def stage_counts(requests: list[dict]) -> Counter:
+    """The requests a server received, counted by stage (told apart by the reply schema they ask for)."""
+    names = {"subjects": "subjects", "syllabus": "syllabus", "question": "questions"}
+    counts = Counter()
+    for body in requests:
+        schema = (body.get("response_format") or {}).get("json_schema")
+        counts[names[schema["name"]] if schema else "answers"] += 1
+    return counts
+
+
+def changed_files(before: dict, after: dict) -> set[str]:
+    """The paths of `after` (a Workflow.snapshot) that are new or differ from `before`."""
+    return {path for path in after if before.get(path) != after[path]}
 
 
 class Workflow:
@@ -46,10 +110,20 @@ class Workflow:
     def write_taxonomy(self, document: dict) -> None:
         (self.dir / "taxonomy.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
-    def command(self, *args: str) -> tuple[list[str], dict]:
+    def edit_taxonomy(self, change: Callable[[list], object]) -> None:
+        """Write THREE_DISCIPLINES as `change` leaves it: it edits the `taxonomy` list of a copy in place."""
+        document = orjson.loads(orjson.dumps(THREE_DISCIPLINES))
+        change(document["taxonomy"])
+        self.write_taxonomy(document)
+
+    def environment(self) -> dict:
+        """Write the config overlay (test.yaml); the environment a command in the copy runs with, against the server."""
         (self.dir / "test.yaml").write_text(yaml.safe_dump(self.overlay))
-        env = {**os.environ, "OPENAI_BASE_URL": self.server.base_url, "OPENAI_API_KEY": API_KEY}
-        return ["snakemake", "--cores", "2", "--configfile", "config/tiny.yaml", "test.yaml", *args], env
+        return {**os.environ, "OPENAI_BASE_URL": self.server.base_url, "OPENAI_API_KEY": API_KEY}
+
+    def command(self, *args: str) -> tuple[list[str], dict]:
+        command = ["snakemake", "--cores", str(CORES), "--configfile", "config/tiny.yaml", "test.yaml", *args]
+        return command, self.environment()
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command, env = self.command(*args)

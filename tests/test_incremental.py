@@ -1,32 +1,25 @@
 """The content-addressed promise, proven in real Snakemake runs against a loopback server.
 
-Three disciplines at the tiny scale: per discipline 2 subject queries, 4 syllabi, 8 questions
-and 8 answers, so 22 requests a discipline and 66 in all.
+Three disciplines at the tiny scale; tests/helpers.py derives what each stage sends from config/tiny.yaml.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections import Counter
 
 import orjson
-from helpers import THREE_DISCIPLINES
-
-PER_NODE = {"subjects": 2, "syllabus": 4, "questions": 8, "answers": 8}
-OPTICS = "results/nodes/natural-sciences/physics/optics"
-
-
-def stage_counts(requests: list[dict]) -> Counter:
-    names = {"subjects": "subjects", "syllabus": "syllabus", "question": "questions"}
-    counts = Counter()
-    for body in requests:
-        schema = (body.get("response_format") or {}).get("json_schema")
-        counts[names[schema["name"]] if schema else "answers"] += 1
-    return counts
-
-
-def changed_files(before: dict, after: dict) -> set[str]:
-    return {path for path in after if before.get(path) != after[path]}
+from helpers import (
+    API_KEY,
+    DISCIPLINES,
+    FIRST_BUILD,
+    FIRST_BUILD_TOTAL,
+    OPTICS,
+    PER_DISCIPLINE,
+    all_disciplines,
+    changed_files,
+    optics,
+    stage_counts,
+)
 
 
 def only_stages(paths: set[str], *stages: str) -> bool:
@@ -36,9 +29,8 @@ def only_stages(paths: set[str], *stages: str) -> bool:
 
 def test_first_build_sends_each_request_once_and_a_second_run_does_nothing(workflow):
     workflow.run()
-    assert stage_counts(workflow.server.requests) == Counter({k: 3 * v for k, v in PER_NODE.items()})
-    records = [orjson.loads(line) for line in workflow.path("results/dataset.jsonl").read_bytes().splitlines()]
-    assert len(records) == 3 * PER_NODE["answers"]
+    assert stage_counts(workflow.server.requests) == FIRST_BUILD
+    assert len(workflow.dataset().splitlines()) == FIRST_BUILD["answers"], "one record per answer"
     before = workflow.snapshot("results")
 
     workflow.server.reset()
@@ -48,22 +40,21 @@ def test_first_build_sends_each_request_once_and_a_second_run_does_nothing(workf
     assert workflow.snapshot("results") == before
 
 
-def test_adding_a_discipline_runs_only_that_node(workflow):
+def test_adding_a_discipline_sends_only_its_requests_and_leaves_the_other_nodes_files_alone(workflow):
     workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
 
-    grown = orjson.loads(orjson.dumps(THREE_DISCIPLINES))
-    grown["taxonomy"][1]["children"].append({"name": "Topology", "description": "Shapes up to deformation."})
-    workflow.write_taxonomy(grown)
+    topology = {"name": "Topology", "description": "Shapes up to deformation."}
+    workflow.edit_taxonomy(lambda taxonomy: taxonomy[1]["children"].append(topology))
     workflow.run()
 
-    assert stage_counts(workflow.server.requests) == Counter(PER_NODE)
+    assert stage_counts(workflow.server.requests) == PER_DISCIPLINE
     after = workflow.snapshot()
     assert {path: after[path] for path in before} == before, "other nodes' files changed"
     new = changed_files(before, after)
     assert new and all(path.startswith("results/nodes/mathematics/topology/") for path in new)
-    assert len(workflow.path("results/dataset.jsonl").read_bytes().splitlines()) == 4 * PER_NODE["answers"]
+    assert len(workflow.dataset().splitlines()) == (DISCIPLINES + 1) * PER_DISCIPLINE["answers"]
 
 
 def rebuild_after_prompt_edit(workflow, stage: str, old: str, new: str) -> set[str]:
@@ -80,34 +71,31 @@ def rebuild_after_prompt_edit(workflow, stage: str, old: str, new: str) -> set[s
 def test_editing_the_answers_prompt_resends_only_answers(workflow):
     changed = rebuild_after_prompt_edit(workflow, "answers", "patient teacher", "rigorous teacher")
 
-    assert stage_counts(workflow.server.requests) == Counter({"answers": 3 * PER_NODE["answers"]})
+    assert stage_counts(workflow.server.requests) == all_disciplines("answers")
     assert changed and only_stages(changed, "answers")
 
 
 def test_editing_the_questions_prompt_resends_questions_and_their_answers(workflow):
     changed = rebuild_after_prompt_edit(workflow, "questions", "homework question", "exam question")
 
-    expected = {"questions": 3 * PER_NODE["questions"], "answers": 3 * PER_NODE["answers"]}
-    assert stage_counts(workflow.server.requests) == Counter(expected)
+    assert stage_counts(workflow.server.requests) == all_disciplines("questions", "answers")
     assert changed and only_stages(changed, "questions", "answers")
 
 
-def test_editing_one_description_rebuilds_only_that_node(workflow):
+def test_editing_one_description_rebuilds_every_stage_of_that_node_and_nothing_else(workflow):
     workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
 
-    edited = orjson.loads(orjson.dumps(THREE_DISCIPLINES))
-    edited["taxonomy"][0]["children"][0]["children"][0]["description"] = "Geometric and wave optics, lasers."
-    workflow.write_taxonomy(edited)
+    workflow.edit_taxonomy(lambda taxonomy: optics(taxonomy).update(description="Geometric and wave optics, lasers."))
     workflow.run()
 
-    assert stage_counts(workflow.server.requests) == Counter(PER_NODE)
+    assert stage_counts(workflow.server.requests) == PER_DISCIPLINE
     changed = changed_files(before, workflow.snapshot())
     assert changed and all(path.startswith(OPTICS) for path in changed)
 
 
-def test_changing_one_stage_setting_reruns_only_that_stage(workflow):
+def test_changing_one_stage_setting_reruns_only_that_stage_with_the_new_setting(workflow):
     workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
@@ -115,12 +103,13 @@ def test_changing_one_stage_setting_reruns_only_that_stage(workflow):
     workflow.overlay["stages"] = {"answers": {"sampling": {"temperature": 0.2}}}
     workflow.run()
 
-    assert stage_counts(workflow.server.requests) == Counter({"answers": 3 * PER_NODE["answers"]})
-    assert only_stages(changed_files(before, workflow.snapshot()), "answers")
+    assert stage_counts(workflow.server.requests) == all_disciplines("answers")
+    changed = changed_files(before, workflow.snapshot())
+    assert changed and only_stages(changed, "answers")
     assert {body["temperature"] for body in workflow.server.requests} == {0.2}
 
 
-def test_tuning_knobs_rerun_nothing(workflow):
+def test_changing_a_tuning_knob_reruns_nothing_and_sends_nothing(workflow):
     workflow.run()
     workflow.server.reset()
     workflow.overlay["llm"]["concurrency"] = 3
@@ -131,21 +120,19 @@ def test_tuning_knobs_rerun_nothing(workflow):
 
 def test_a_wiped_results_folder_rebuilds_byte_identical_with_zero_requests(workflow):
     workflow.run()
-    dataset = workflow.path("results/dataset.jsonl").read_bytes()
+    dataset = workflow.dataset()
     shutil.rmtree(workflow.path("results"))
     workflow.server.reset()
 
     workflow.run()
 
     assert workflow.server.count == 0
-    assert workflow.path("results/dataset.jsonl").read_bytes() == dataset
+    assert workflow.dataset() == dataset
 
 
-def test_records_carry_provenance_and_the_api_key_is_stored_nowhere(workflow):
-    from helpers import API_KEY
-
+def test_records_carry_provenance_and_the_api_key_is_sent_but_stored_nowhere(workflow):
     workflow.run()
-    record = orjson.loads(workflow.path("results/dataset.jsonl").read_bytes().splitlines()[0])
+    record = orjson.loads(workflow.dataset().splitlines()[0])
     assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
     provenance = record["provenance"]
     assert provenance["path"][0] in {"Natural Sciences", "Mathematics"}
@@ -154,8 +141,10 @@ def test_records_carry_provenance_and_the_api_key_is_stored_nowhere(workflow):
     assert provenance["strategy"] in {"single-session", "two-sessions"}
     assert provenance["concepts"] and provenance["sessions"] and provenance["subject"]
 
-    assert all(h.get("authorization") == f"Bearer {API_KEY}" for h in workflow.server.headers)
-    for folder in ("results", "cache", "logs", ".snakemake", "benchmarks"):
-        for path in workflow.path(folder).rglob("*"):
-            if path.is_file():
-                assert API_KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
+    sent = [h.get("authorization") for h in workflow.server.headers]
+    assert sent == [f"Bearer {API_KEY}"] * FIRST_BUILD_TOTAL
+    # Every file the run left in its directory: results, cache, logs, benchmarks, .snakemake and the rest.
+    files = [path for path in workflow.dir.rglob("*") if path.is_file()]
+    assert {"results", "cache", "logs", ".snakemake"} <= {path.relative_to(workflow.dir).parts[0] for path in files}
+    for path in files:
+        assert API_KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
