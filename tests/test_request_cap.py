@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from helpers import Workflow
+from helpers import FIRST_BUILD_TOTAL, Workflow
 
 from glan.fake_server import FakeLLM
 
@@ -14,5 +14,5 @@ def test_the_cap_holds_across_parallel_jobs_and_is_reached(tmp_path, cap):
         workflow = Workflow(tmp_path, server)
         workflow.overlay["llm"]["concurrency"] = cap
         workflow.run("--cores", "6")
-        assert server.count == 66
+        assert server.count == FIRST_BUILD_TOTAL
         assert server.max_in_flight == cap

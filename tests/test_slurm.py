@@ -14,14 +14,12 @@ import subprocess
 import time
 
 import pytest
-from helpers import Workflow
+from helpers import DISCIPLINES, FIRST_BUILD_TOTAL, Workflow
 from slurm_cluster import SlurmCluster, missing_binaries
 
 from glan.fake_server import FakeLLM
 from glan.llm.cache import cache_layout, open_cache
 
-REQUESTS = 66  # three disciplines at the tiny scale: 22 requests each (see test_incremental.py)
-DISCIPLINES = 3
 CAP = 4  # llm.concurrency: requests in flight across all jobs
 
 
@@ -69,7 +67,7 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         log = result.stdout + result.stderr
 
         # Every request went out once, from jobs on the "compute node", and the dataset is the local one.
-        assert server.count == REQUESTS
+        assert server.count == FIRST_BUILD_TOTAL
         assert workflow.dataset() == reference
         # The global cap held across Slurm jobs (a group job claims llm_slots for all its stages),
         # and was reached: a job on a compute node sends its whole share at once.
@@ -101,7 +99,7 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         assert cache_layout(workflow.path("cache")) == "files"
         assert not list(workflow.path("cache").glob("*.db"))
         with open_cache(workflow.path("cache")) as cache:
-            assert len(cache) == REQUESTS
+            assert len(cache) == FIRST_BUILD_TOTAL
         shutil.rmtree(workflow.path("results"))
         workflow.run()
         assert server.count == 0

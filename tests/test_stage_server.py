@@ -39,7 +39,7 @@ def stage_server_for(llm: FakeLLM, monkeypatch):
 
 
 def subjects_job(tmp_path) -> StageJob:
-    """The subjects job of one discipline: two requests."""
+    """The subjects job of one discipline at the default scale: one request per subject query."""
     (tmp_path / "taxonomy.yaml").write_text(yaml.safe_dump(THREE_DISCIPLINES))
     node = write_node_files(load_taxonomy(tmp_path / "taxonomy.yaml"), tmp_path / "nodes")[0]
     config = load_config(ROOT)
@@ -61,9 +61,10 @@ def test_a_job_handed_over_is_run_and_its_outputs_written(tmp_path, monkeypatch)
     with FakeLLM() as server, stage_server_for(server, monkeypatch):
         job = subjects_job(tmp_path)
         subprocess.run([sys.executable, "-c", SUBMIT, job.to_json()], check=True, timeout=60)
-        assert server.count == 2
+        queries = job.settings["queries"]
+        assert server.count == queries
     log = (tmp_path / "subjects.log").read_text()
-    assert "subjects: planned=2 cached=0 sent=2" in log
+    assert f"subjects: planned={queries} cached=0 sent={queries}" in log
     rss = int(re.search(r"subjects: process peak RSS (\d+) MiB", log).group(1))
     assert 20 < rss < 1024  # the server's own peak (VmHWM), not what it inherited from its parent
     assert (tmp_path / "subjects.json").read_bytes()
@@ -72,6 +73,7 @@ def test_a_job_handed_over_is_run_and_its_outputs_written(tmp_path, monkeypatch)
 def test_a_killed_job_has_its_remaining_requests_cancelled(tmp_path, monkeypatch):
     with FakeLLM(latency=1.0) as server, stage_server_for(server, monkeypatch):
         job = subjects_job(tmp_path)
+        assert job.settings["queries"] > 1, "a job of one request leaves none to cancel"
         process = subprocess.Popen([sys.executable, "-c", SUBMIT, job.to_json()])
         deadline = time.monotonic() + 30
         while server.count < 1 and time.monotonic() < deadline:
