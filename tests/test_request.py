@@ -1,4 +1,6 @@
-from dataclasses import replace
+"""A request's cache key and seed: every part of the request counts, spelling does not, and both stay put."""
+
+from dataclasses import fields, replace
 
 from glan.llm.request import Request
 
@@ -10,20 +12,32 @@ BASE = Request(
     schema_name="x",
 )
 
+# Computed once, from the code as it was when they were pinned. The key names a reply in every user's
+# cache: a change to it invalidates every cache there is, and every build would pay for all its requests
+# again. The seed is what a backend is sent: a change to it makes the same request ask for another reply
+# than the one its cache holds, so a build no longer reproduces one made before.
+BASE_KEY = "cf805c2ae8c559173e2d493ed52681ea366a124bceeb15ddbd4bf3fc5d139749"
+BASE_SEED = 705206174
+SEED_OF_SAMPLE_1_ATTEMPT_2 = 1128277693
 
-def test_the_key_covers_every_part_of_the_request_and_the_endpoint():
-    variants = [
-        replace(BASE, model="n"),
-        replace(BASE, messages=[{"role": "system", "content": "S"}, {"role": "user", "content": "u"}]),
-        replace(BASE, params={**BASE.params, "top_p": 0.9}),
+
+def test_the_key_covers_every_field_of_the_request_and_the_endpoint():
+    variants = {
+        "model": replace(BASE, model="n"),
+        "messages": replace(BASE, messages=[{"role": "system", "content": "S"}, {"role": "user", "content": "u"}]),
+        "params": replace(BASE, params={**BASE.params, "top_p": 0.9}),
+        "schema": replace(BASE, schema={"type": "object"}),
+        "schema_name": replace(BASE, schema_name="y"),
+        "sample": replace(BASE, sample=1),
+        "attempt": replace(BASE, attempt=1),
+    }
+    assert variants.keys() == {f.name for f in fields(Request)}, "a field of Request has no variant here"
+    others = [
         replace(BASE, params={**BASE.params, "seed": 1}),
-        replace(BASE, schema={"type": "object"}),
         replace(BASE, schema=None),
-        replace(BASE, sample=1),
-        replace(BASE, attempt=1),
     ]
-    keys = {BASE.key("e")} | {v.key("e") for v in variants}
-    assert len(keys) == len(variants) + 1
+    keys = {BASE.key("e")} | {v.key("e") for v in [*variants.values(), *others]}
+    assert len(keys) == 1 + len(variants) + len(others)
     assert BASE.key("e") != BASE.key("f")
 
 
@@ -36,7 +50,13 @@ def test_the_key_is_canonical():
     assert reordered.key("e") == BASE.key("e")
 
 
-def test_seeds_differ_per_sample_and_attempt_and_are_stable():
+def test_the_key_is_the_one_every_existing_cache_holds():
+    assert BASE.key("e") == BASE_KEY
+
+
+def test_seeds_differ_per_run_seed_sample_and_attempt_and_never_change():
     seeds = {replace(BASE, sample=s, attempt=a).seed for s in range(5) for a in range(3)}
-    assert len(seeds) == 15
-    assert BASE.seed == replace(BASE).seed
+    assert len(seeds) == 5 * 3
+    assert replace(BASE, params={**BASE.params, "seed": 1}).seed not in seeds
+    assert BASE.seed == BASE_SEED
+    assert replace(BASE, sample=1, attempt=2).seed == SEED_OF_SAMPLE_1_ATTEMPT_2
