@@ -14,7 +14,7 @@ import yaml
 from records import PATHS, make_record
 
 from glan.dataset import export as exporting
-from glan.dataset.export import held_out_count, survey, write_exports
+from glan.dataset.export import held_out_count, size_category, survey, write_exports
 from glan.io import dump_jsonl
 
 SETTINGS = {"test_per_discipline": 3, "max_test_share": 0.5, "seed": 0, "license": "other"}
@@ -121,8 +121,6 @@ def test_without_test_questions_the_folder_loads_train_alone(tmp_path):
     loaded = datasets.load_dataset(str(tmp_path / "hf"), cache_dir=str(tmp_path / "hf-cache"))
     assert set(loaded) == {"train"} and loaded["train"].num_rows == 15
     # the empty Parquet file keeps the schema, for tools that read it directly
-    import pyarrow.parquet as pq
-
     assert pq.read_table(tmp_path / "test.parquet").schema == pq.read_table(tmp_path / "train.parquet").schema
 
 
@@ -168,7 +166,5 @@ def test_the_card_tells_counts_fields_models_taxonomy_cleaning_cost_and_licence(
 
 
 @pytest.mark.parametrize(("count", "label"), [(0, "n<1K"), (5_000, "1K<n<10K"), (2_000_000, "1M<n<10M")])
-def test_size_categories(count, label):
-    from glan.dataset.export import size_category
-
+def test_the_card_labels_the_size_as_the_hub_does(count, label):
     assert size_category(count) == label
