@@ -49,6 +49,9 @@ def genetics(taxonomy: list) -> dict:
     return taxonomy[0]["children"][1]["children"][0]
 
 
+# The defaults, as a run with no overlay sees them: the settings unit tests start from.
+DEFAULTS = load_config(ROOT)
+
 # The config every Workflow run builds with (config/tiny.yaml over config/config.yaml), and the requests
 # it sends, derived from its fan-outs so that an edit of tiny.yaml moves every count the tests expect.
 TINY = load_config(ROOT, ["config/tiny.yaml"])

@@ -6,12 +6,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import DEFAULTS
 from records import PATHS, make_record
 
 from glan.dataset.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark, sift
 from glan.io import dump_jsonl, read_jsonl
 
-DEDUP = {"exact": True, "near": True, "near_threshold": 0.8, "num_perm": 128, "shingle": 3}
+DEDUP = {**DEFAULTS["clean"]["dedup"], "near_threshold": 0.8}
+DECONTAMINATE = DEFAULTS["clean"]["decontaminate"]
 LONG = (
     "A thin converging lens of focal length 20 cm forms an image of a candle placed 30 cm in front of it. "
     "Find the image distance and the magnification, and say whether the image is real or virtual."
@@ -134,7 +136,7 @@ def test_contaminated_records_are_removed_and_reported_per_benchmark(tmp_path):
 def test_short_benchmark_texts_are_skipped_unless_min_words_allows_them(tmp_path):
     bench = write_jsonl(tmp_path / "short.jsonl", [{"prompt": "Define entropy."}])
     records = [make_record("Define entropy."), make_record(LONG)]
-    settings = {"benchmarks": [{"path": bench, "field": "prompt"}], "ngram": 13, "threshold": 0.5}
+    settings = {**DECONTAMINATE, "benchmarks": [{"path": bench, "field": "prompt"}]}
     assert len(clean(records, {**settings, "min_words": 8})[0]) == 2
     kept, removed, _ = clean(records, {**settings, "min_words": 2})
     assert ids(removed) == ids(records[:1])
@@ -142,7 +144,7 @@ def test_short_benchmark_texts_are_skipped_unless_min_words_allows_them(tmp_path
 
 def test_no_benchmarks_keeps_everything():
     records = [make_record(LONG)]
-    kept, removed, report = clean(records, {"benchmarks": []})
+    kept, removed, report = clean(records, DECONTAMINATE)
     assert kept == records and not removed and report["benchmarks"] == []
 
 
@@ -158,4 +160,4 @@ def test_benchmark_errors_name_the_file_and_field(tmp_path):
         load_benchmark(tmp_path / "b.csv", "question")
     twice = [{"path": bench, "field": "question"}, {"path": bench, "field": "question"}]
     with pytest.raises(BenchmarkError, match="two benchmarks are named 'b'"):
-        decontaminate([], {"benchmarks": twice})  # before any record is read
+        decontaminate([], {**DECONTAMINATE, "benchmarks": twice})  # before any record is read

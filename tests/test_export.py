@@ -11,13 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from helpers import DEFAULTS
 from records import PATHS, make_record
 
 from glan.dataset import export as exporting
 from glan.dataset.export import held_out_count, size_category, survey, write_exports
 from glan.io import dump_jsonl
 
-SETTINGS = {"test_per_discipline": 3, "max_test_share": 0.5, "seed": 0, "license": "other"}
+SETTINGS = {**DEFAULTS["export"], "test_per_discipline": 3}
 FACTS = {
     "taxonomy": {"path": "taxonomy.yaml", "sha256": "ab" * 32},
     "duplicates": {"exact-duplicate": 2, "near-duplicate": 1},
@@ -72,7 +73,7 @@ def test_the_test_split_holds_a_fixed_number_per_discipline_never_more_than_the_
     splits = split(records, SETTINGS)
     held = {node: sum(r["provenance"]["node"] == node for r in splits["test"]) for node in PATHS}
     assert list(held.values()) == [3, 2, 0]  # 10 records: 3; 4 records: half is 2; 1 record: none
-    assert held_out_count(1000, {"test_per_discipline": 50}) == 50
+    assert held_out_count(1000, {**SETTINGS, "test_per_discipline": 50}) == 50
     assert len(splits["train"]) + len(splits["test"]) == len(records)
     assert not {r["id"] for r in splits["train"]} & {r["id"] for r in splits["test"]}
     # dataset order within each split

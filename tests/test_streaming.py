@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import DEFAULTS
 from records import PATHS, make_record
 
 from glan.io import dump_line, iter_jsonl
@@ -16,10 +18,12 @@ FILLER = "Show each step of the derivation and state the units of every quantity
 
 # Each step reads `path` (a dataset file) as the workflow's script does; `out` is a scratch folder.
 PRELUDE = """
+import json
 import sys
 from pathlib import Path
 from glan.io import iter_jsonl
-path, out = map(Path, sys.argv[1:])
+path, out = map(Path, sys.argv[1:3])
+DEFAULTS = json.loads(sys.argv[3])  # the config's defaults, passed in: loading the config would weigh on the peak
 """
 STEPS = {
     "concatenate": """
@@ -34,21 +38,22 @@ account(iter_jsonl(path), out / "cache", {})
 from glan.dataset.report.numbers import summarise
 accounting = dict.fromkeys(("totals", "by_stage", "by_model", "unpriced_models"))
 splits = {"train": iter_jsonl(path), "test": iter_jsonl(path)}
-summarise(iter_jsonl(path), splits, iter(()), {"benchmarks": []}, accounting, {})
+summarise(iter_jsonl(path), splits, iter(()), DEFAULTS["clean"]["decontaminate"], accounting, {})
 """,
     "dedup-exact": """
 from glan.dataset.clean import deduplicate, sift
-sift(deduplicate(iter_jsonl(path), {"near": False}), out / "kept.jsonl", out / "removed.jsonl")
+dedup = {**DEFAULTS["clean"]["dedup"], "near": False}
+sift(deduplicate(iter_jsonl(path), dedup), out / "kept.jsonl", out / "removed.jsonl")
 """,
     "decontaminate": """
 from glan.dataset.clean import decontaminate, sift
-pairs, _ = decontaminate(iter_jsonl(path), {"benchmarks": []})
+pairs, _ = decontaminate(iter_jsonl(path), DEFAULTS["clean"]["decontaminate"])
 sift(pairs, out / "kept.jsonl", out / "removed.jsonl")
 """,
     "export": """
 from glan.dataset import export
 export.BATCH_ROWS = 200  # a row group is the part of the dataset the export holds; keep it below SMALL
-settings = {"test_per_discipline": 50}
+settings = {**DEFAULTS["export"], "test_per_discipline": 50}
 facts = {
     "taxonomy": {"path": "taxonomy.yaml", "sha256": ""},
     "duplicates": {},
@@ -81,7 +86,7 @@ def write_dataset(path: Path, count: int) -> Path:
 def peak_mib(step: str, path: Path, out: Path) -> int:
     """Peak RSS of a fresh interpreter that runs one step on `path`."""
     out.mkdir()
-    command = [sys.executable, "-c", PRELUDE + STEPS[step] + PEAK, str(path), str(out)]
+    command = [sys.executable, "-c", PRELUDE + STEPS[step] + PEAK, str(path), str(out), json.dumps(DEFAULTS)]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     return int(result.stdout)

@@ -82,11 +82,8 @@ def deduplicate(records: Iterable[dict], settings: dict) -> Iterator[tuple[dict,
 
     Records stream through: of a kept record only the digest of its exact key, its id and, for near
     duplicates, its MinHash signature in the LSH index are kept."""
-    exact = settings.get("exact", True)
-    near = settings.get("near", True)
-    threshold = settings.get("near_threshold", 0.85)
-    num_perm = settings.get("num_perm", 128)
-    size = settings.get("shingle", 3)
+    exact, near, threshold = settings["exact"], settings["near"], settings["near_threshold"]
+    num_perm, size = settings["num_perm"], settings["shingle"]
     if near:
         from datasketch import LeanMinHash, MinHash, MinHashLSH
 
@@ -190,11 +187,11 @@ def decontaminate(records: Iterable[dict], settings: dict) -> tuple[Iterator[tup
 
     The benchmarks are read at once, so a bad one fails before any record is; the report counts items and
     removed records per benchmark, complete once the pairs are exhausted."""
-    n, threshold = settings.get("ngram", 13), settings.get("threshold", 0.5)
-    min_words, fields = settings.get("min_words", 8), settings.get("fields", ["question"])
+    n, threshold = settings["ngram"], settings["threshold"]
+    min_words, fields = settings["min_words"], settings["fields"]
     indexes: list[tuple[str, NgramIndex]] = []
     report = {"ngram": n, "threshold": threshold, "min_words": min_words, "fields": fields, "benchmarks": []}
-    for benchmark in settings.get("benchmarks", []):
+    for benchmark in settings["benchmarks"]:
         if benchmark_name(benchmark) in [name for name, _ in indexes]:
             raise BenchmarkError(f"two benchmarks are named {benchmark_name(benchmark)!r}: give each its own name")
         texts = load_benchmark(benchmark["path"], benchmark["field"])

@@ -39,7 +39,7 @@ def _rank(record: dict, seed: int) -> int:
 
 def held_out_count(count: int, settings: dict) -> int:
     """Questions of one discipline held out: `test_per_discipline`, never more than `max_test_share` of them."""
-    return min(settings["test_per_discipline"], int(count * settings.get("max_test_share", 0.5)))
+    return min(settings["test_per_discipline"], int(count * settings["max_test_share"]))
 
 
 def _batches(records: Iterable[dict]) -> Iterator[list[dict]]:
@@ -56,7 +56,7 @@ def _batches(records: Iterable[dict]) -> Iterator[list[dict]]:
 def survey(records: Iterable[dict], settings: dict) -> Survey:
     """The first pass: per discipline only the `test_per_discipline` best-ranked ids are kept (a heap),
     and the schema is inferred a batch at a time and unified, as if from every record at once."""
-    seed, most = settings.get("seed", 0), settings["test_per_discipline"]
+    seed, most = settings["seed"], settings["test_per_discipline"]
     best: dict[str, list[tuple[int, str]]] = {}  # node -> max-heap of (-rank, id), the `most` best ranks
     counts: Counter = Counter()
     schema = pa.schema([("id", pa.string())])  # no records: what an empty file needs to load
@@ -117,12 +117,12 @@ def card(tally: Tally, facts: dict, settings: dict) -> str:
     """
     total = sum(tally.count(name) for name in SPLITS)
     front = {
-        "license": settings.get("license", "other"),
+        "license": settings["license"],
         "language": ["en"],
         "task_categories": ["text-generation", "question-answering"],
         "tags": ["synthetic", "instruction-tuning", "glan"],
         "size_categories": [size_category(total)],
-        "pretty_name": settings.get("name", "GLAN synthetic instructions"),
+        "pretty_name": settings["name"],
         "configs": [
             {
                 "config_name": "default",
@@ -156,7 +156,7 @@ def card(tally: Tally, facts: dict, settings: dict) -> str:
         "## Splits\n\n"
         + _table(["split", "records"], [[name, tally.count(name)] for name in SPLITS] + [["total", total]])
         + f"\n\nThe test split holds out up to {per_discipline} questions per discipline (as GLAN-Test did), "
-        f"never more than {settings.get('max_test_share', 0.5):.0%} of a discipline, chosen by a hash of the "
+        f"never more than {settings['max_test_share']:.0%} of a discipline, chosen by a hash of the "
         "record id: stable across rebuilds.",
         "## Records per field\n\n" + _table(["field", "records"], [[f, c] for f, c in fields.items()]),
         "## Records per discipline\n\n"
