@@ -40,10 +40,14 @@ _HEX = re.compile(r"[0-9a-f]{8,}")
 
 @dataclass(frozen=True)
 class Entry:
-    """A stored reply; `error` is set for replies that failed validation, so a re-run skips them unsent."""
+    """A stored reply; `error` is set for replies that failed validation, so a re-run skips them unsent.
+
+    `via` says how it was sent (online or batch), for accounting: it is not part of the key, so a
+    reply is the same reply however it came. Entries stored before it existed were sent online."""
 
     reply: Reply
     error: str | None = None
+    via: str = "online"
 
     @property
     def valid(self) -> bool:
@@ -180,7 +184,7 @@ class DiskReplyCache:
 
 
 def _encode(key: str, entry: Entry) -> bytes:
-    return orjson.dumps({"key": key, "reply": entry.reply.to_dict(), "error": entry.error})
+    return orjson.dumps({"key": key, "reply": entry.reply.to_dict(), "error": entry.error, "via": entry.via})
 
 
 def _decode(raw: bytes, key: str) -> Entry | None:
@@ -189,7 +193,7 @@ def _decode(raw: bytes, key: str) -> Entry | None:
         data = orjson.loads(raw)
         if data["key"] != key:
             return None
-        return Entry(reply=Reply(**data["reply"]), error=data["error"])
+        return Entry(reply=Reply(**data["reply"]), error=data["error"], via=data.get("via", "online"))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return None
 

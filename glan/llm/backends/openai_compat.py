@@ -17,6 +17,35 @@ if TYPE_CHECKING:
     import openai
 
 OPENAI_SAMPLING = {"temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty"}
+# What the client's `create` takes by name; anything else of a body goes as `extra_body`.
+CREATE_ARGUMENTS = {"model", "messages", "seed", "response_format", *OPENAI_SAMPLING}
+USAGE = {"prompt_tokens", "completion_tokens", "total_tokens"}
+
+
+def chat_body(request: Request) -> dict:
+    """The JSON body of the chat completion a request is sent as: online, and in a Batch API input line."""
+    body = {"model": request.model, "messages": request.messages, "seed": request.seed}
+    body.update((k, v) for k, v in request.params.items() if k != "seed")
+    if request.schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": request.schema_name or "reply", "schema": request.schema, "strict": True},
+        }
+    return body
+
+
+def reply_of(completion: dict) -> Reply | None:
+    """A chat completion's JSON (a Batch API output line's body) as a Reply; None when it has no choice."""
+    if not completion.get("choices"):
+        return None
+    choice = completion["choices"][0]
+    usage = completion.get("usage") or {}
+    return Reply(
+        text=(choice.get("message") or {}).get("content") or "",
+        finish_reason=choice.get("finish_reason"),
+        usage={k: usage[k] for k in USAGE if k in usage},
+        model=completion.get("model"),
+    )
 
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -45,23 +74,10 @@ class OpenAIBackend:
     async def complete(self, request: Request) -> Reply:
         import openai
 
-        sampling = {k: v for k, v in request.params.items() if k in OPENAI_SAMPLING}
-        extra = {k: v for k, v in request.params.items() if k not in OPENAI_SAMPLING and k != "seed"}
-        kwargs = {}
-        if request.schema is not None:
-            kwargs["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": request.schema_name or "reply", "schema": request.schema, "strict": True},
-            }
+        body = chat_body(request)
+        extra = {k: body.pop(k) for k in list(body) if k not in CREATE_ARGUMENTS}
         try:
-            response = await self.client.chat.completions.create(
-                model=request.model,
-                messages=request.messages,
-                seed=request.seed,
-                extra_body=extra or None,
-                **sampling,
-                **kwargs,
-            )
+            response = await self.client.chat.completions.create(**body, extra_body=extra or None)
         except openai.APIConnectionError as error:  # timeouts included
             raise TransientError(type(error).__name__) from error
         except openai.APIStatusError as error:
@@ -77,9 +93,7 @@ class OpenAIBackend:
         return Reply(
             text=choice.message.content or "",
             finish_reason=choice.finish_reason,
-            usage=response.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})
-            if response.usage
-            else {},
+            usage=response.usage.model_dump(include=USAGE) if response.usage else {},
             model=response.model,
         )
 
