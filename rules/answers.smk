@@ -11,6 +11,7 @@ rule answers:
         "benchmarks/{node}/answers.tsv"
     conda:
         "../envs/glan.yaml"
+    threads: stage_threads("answers")
     resources:
         llm_slots=llm_slots("answers"),
     params:

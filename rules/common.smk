@@ -66,6 +66,13 @@ onstart:
         start_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
 
 
+def stage_threads(stage):
+    """A job handed to the stage server only waits for it: it takes no core, so `--cores N` does not
+    cap how many jobs wait at once (their requests fill llm.concurrency, or one batch). A job that
+    runs its stage itself (the embedded model, a cluster) takes one."""
+    return 0 if SERVED and served(stage_llm(config, stage)) else 1
+
+
 def llm_slots(stage):
     cap = config["llm"]["concurrency"]
     settings = stage_settings(config, stage)

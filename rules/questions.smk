@@ -11,6 +11,7 @@ rule questions:
         "benchmarks/{node}/questions.tsv"
     conda:
         "../envs/glan.yaml"
+    threads: stage_threads("questions")
     resources:
         llm_slots=llm_slots("questions"),
     params:

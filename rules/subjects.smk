@@ -11,6 +11,7 @@ rule subjects:
         "benchmarks/{node}/subjects.tsv"
     conda:
         "../envs/glan.yaml"
+    threads: stage_threads("subjects")
     resources:
         llm_slots=llm_slots("subjects"),
     params:

@@ -11,6 +11,7 @@ rule syllabus:
         "benchmarks/{node}/syllabus.tsv"
     conda:
         "../envs/glan.yaml"
+    threads: stage_threads("syllabus")
     resources:
         llm_slots=llm_slots("syllabus"),
     params:

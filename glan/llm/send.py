@@ -15,11 +15,12 @@ import time
 from dataclasses import dataclass
 
 from glan.llm.backends import Backend, make_backend
+from glan.llm.batch import Batcher
 from glan.llm.cache import Entry, ReplyCache, open_cache
 from glan.llm.limits import Limiter, job_share
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.request import Reply, Request, canonical_json
-from glan.llm.retry import RetryPolicy, TransientError
+from glan.llm.retry import EndpointError, RetryPolicy, TransientError
 from glan.llm.validate import reply_error
 
 LOG = logging.getLogger("glan")
@@ -55,7 +56,10 @@ async def send_all(
     max_attempts: int,
     retry: RetryPolicy,
     log: logging.Logger = LOG,
+    batcher: Batcher | None = None,
 ) -> tuple[list[Outcome], SendStats]:
+    """Online, each miss is asked at once under the limiter; in batch mode (`batcher`) it waits for a
+    batch. Either way what comes back is the entry the cache now holds for the attempt."""
     stats = SendStats(planned=len(requests))
 
     async def ask(request: Request) -> Reply:
@@ -80,6 +84,14 @@ async def send_all(
                 limiter.release()
                 return reply
 
+    async def online(request: Request, key: str) -> Entry:
+        reply = await ask(request)
+        # What the cache holds: another job may have stored this key first.
+        return cache.put(key, Entry(reply=reply, error=reply_error(request, reply)))
+
+    async def answer(request: Request, key: str) -> Entry:
+        return await (online(request, key) if batcher is None else batcher.answer(request, key, log))
+
     async def one(request: Request) -> Outcome:
         start = 0
         while True:
@@ -89,9 +101,7 @@ async def send_all(
             if found.outcome is not None:
                 stats.failed += not found.outcome.valid
                 return found.outcome
-            reply = await ask(found.pending)
-            # What the cache holds: another job may have stored this key first.
-            entry = cache.put(found.key, Entry(reply=reply, error=reply_error(found.pending, reply)))
+            entry = await answer(found.pending, found.key)
             stats.sent += 1
             if entry.valid:
                 return Outcome(found.pending, found.key, entry.reply)
@@ -127,6 +137,7 @@ class Sender:
         self.limiter = limiter
         self._backends: dict[bytes, Backend] = {}
         self._caches: dict[str, ReplyCache] = {}
+        self._batchers: dict[tuple[str, str], Batcher] = {}
 
     def backend(self, settings: dict) -> Backend:
         key = canonical_json({k: v for k, v in settings.items() if k != "slots"})
@@ -139,20 +150,37 @@ class Sender:
             self._caches[directory] = open_cache(directory)
         return self._caches[directory]
 
+    def batcher(self, backend: Backend, settings: dict, cache_dir: str) -> Batcher:
+        """One per endpoint and cache: every job of the process gathers into the same batches."""
+        client = getattr(backend, "client", None)
+        if client is None:
+            raise EndpointError(
+                f"llm.mode batch needs an OpenAI-compatible endpoint (llm.backend openai), not {settings['backend']}"
+            )
+        key = (backend.identity, cache_dir)
+        if key not in self._batchers:
+            self._batchers[key] = Batcher(client, self.cache(cache_dir), cache_dir, settings)
+        return self._batchers[key]
+
     async def send(
         self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG
     ) -> tuple[list[Outcome], SendStats]:
+        backend = self.backend(settings)
         return await send_all(
             requests,
-            self.backend(settings),
+            backend,
             self.cache(cache_dir),
             self.limiter,
             max_attempts=settings["max_attempts"],
             retry=RetryPolicy.from_settings(settings),
             log=log,
+            batcher=self.batcher(backend, settings, cache_dir) if settings["mode"] == "batch" else None,
         )
 
     async def aclose(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.aclose()
+        self._batchers.clear()
         for backend in self._backends.values():
             await backend.aclose()
         for cache in self._caches.values():

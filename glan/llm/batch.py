@@ -1,0 +1,341 @@
+"""Batch mode: cache misses gathered into Batch API files (half the price, within 24 hours), crash-safe.
+
+One `Batcher` per endpoint and cache serves every job of a process (on the stage server: every job
+of the run), so the misses of all running jobs go out together. A file goes out when it holds
+`llm.batch.max_requests` lines or `max_bytes`, or when no new miss has come for `gather_seconds`.
+Each line is `custom_id` = the request's cache key and `body` = exactly the body the online path
+sends (glan.llm.backends.openai_compat.chat_body), so a reply is stored under the same key however
+it came, and switching mode re-sends nothing that is cached.
+
+Nothing is paid twice. A journal under the cache directory (`<cache_dir>/batches/<sha256>.json`,
+beside the input file `<sha256>.jsonl`) is written before each step: the file's keys before the
+upload, the file id after it, `creating` before `batches.create` and the batch id right after. A
+later run (after a crash, or `kill -9`) finds its misses in an unfinished entry and waits for that
+batch; an entry that never got its batch id is looked up with `batches.list` by the file's sha256
+in the batch's metadata before a new batch is created. Replies are validated as online ones and
+stored the moment the output file is read; an invalid one is re-asked as the next attempt (by the
+sender), a line that failed (non-200) is asked again in a later batch, up to `llm.max_attempts`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from glan.io import read_json, write_bytes_atomic, write_json
+from glan.llm.backends.openai_compat import chat_body, reply_of
+from glan.llm.cache import Entry, ReplyCache
+from glan.llm.request import Request
+from glan.llm.retry import EndpointError
+from glan.llm.validate import reply_error
+
+ENDPOINT = "/v1/chat/completions"
+METADATA_KEY = "glan_input_sha256"
+TERMINAL = {"completed", "expired", "cancelled", "failed"}
+
+
+def input_line(key: str, body: dict) -> bytes:
+    """One line of a Batch API input file: the request's key and exactly the body sent online."""
+    return orjson.dumps({"custom_id": key, "method": "POST", "url": ENDPOINT, "body": body}) + b"\n"
+
+
+def request_of(body: dict) -> Request:
+    """What validating a reply needs of the request behind a batch line: its schema."""
+    response_format = body.get("response_format") or {}
+    schema = (response_format.get("json_schema") or {}).get("schema")
+    return Request(model=body["model"], messages=body["messages"], schema=schema)
+
+
+def store_line(cache: ReplyCache, line: dict, bodies: dict[str, dict]) -> tuple[str, Entry | str]:
+    """One line of a Batch API output (or error) file: its key and the entry stored, or why it failed."""
+    key = line.get("custom_id", "")
+    response = line.get("response") or {}
+    if key not in bodies:
+        return key, "unknown custom_id: not a request of this file"
+    if line.get("error") or response.get("status_code") != 200:
+        return key, f"status {response.get('status_code')}: {line.get('error') or response.get('body')}"
+    reply = reply_of(response.get("body") or {})
+    if reply is None:
+        return key, "a completion without choices"
+    entry = Entry(reply=reply, error=reply_error(request_of(bodies[key]), reply), via="batch")
+    return key, cache.put(key, entry)
+
+
+@dataclass
+class Waiter:
+    future: asyncio.Future
+    log: logging.Logger
+
+
+@dataclass
+class Journal:
+    """One input file's record under `<cache_dir>/batches/`."""
+
+    path: Path
+    sha256: str
+    keys: list[str]
+    file_id: str | None = None
+    creating: bool = False
+    batch_id: str | None = None
+    done: bool = False
+    state: str = "gathered"
+    seen: set[str] = field(default_factory=set)
+
+    @property
+    def input(self) -> Path:
+        return self.path.with_suffix(".jsonl")
+
+    def save(self) -> None:
+        fields = ("sha256", "keys", "file_id", "creating", "batch_id", "done", "state")
+        write_json(self.path, {name: getattr(self, name) for name in fields})
+
+    @classmethod
+    def load(cls, path: Path) -> Journal:
+        data = read_json(path)
+        return cls(path=path, **data)
+
+    def bodies(self) -> dict[str, dict]:
+        lines = (orjson.loads(line) for line in self.input.read_bytes().splitlines() if line.strip())
+        return {line["custom_id"]: line["body"] for line in lines}
+
+
+class Batcher:
+    def __init__(self, client, cache: ReplyCache, cache_dir: str | Path, settings: dict):
+        self.client = client
+        self.cache = cache
+        self.folder = Path(cache_dir) / "batches"
+        self.batch = settings["batch"]
+        self.max_attempts = settings["max_attempts"]
+        self.waiting: dict[str, list[Waiter]] = {}
+        self.queue: dict[str, bytes] = {}  # the next file's lines, by key
+        self.failures: dict[str, int] = {}
+        self.open: dict[str, Journal] = {}  # key -> the unfinished journal entry it is in
+        self.runs: dict[str, asyncio.Task] = {}  # sha256 -> the task that sees its batch through
+        self.last_arrival = 0.0
+        self.gatherer: asyncio.Task | None = None
+        self.loaded = False
+
+    async def answer(self, request: Request, key: str, log: logging.Logger) -> Entry:
+        """The stored entry for this attempt, once a batch has answered it."""
+        self._load()
+        waiter = Waiter(asyncio.get_running_loop().create_future(), log)
+        self.waiting.setdefault(key, []).append(waiter)
+        if key in self.open:
+            self._run(self.open[key])
+        elif key not in self.queue:
+            self._enqueue(key, chat_body(request))
+        try:
+            return await waiter.future
+        finally:
+            waiters = self.waiting.get(key, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self.waiting.pop(key, None)
+                self.queue.pop(key, None)
+
+    async def aclose(self) -> None:
+        tasks = [t for t in (self.gatherer, *self.runs.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- gathering ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Unfinished journal entries of earlier runs: their keys wait on their batches, never sent again."""
+        if self.loaded:
+            return
+        self.loaded = True
+        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
+            journal = Journal.load(path)
+            if not journal.done:
+                self.open.update(dict.fromkeys(journal.keys, journal))
+
+    async def _gather(self) -> None:
+        while self.queue:
+            idle = time.monotonic() - self.last_arrival
+            full = len(self.queue) >= self.batch["max_requests"] or self._queued_bytes() >= self.batch["max_bytes"]
+            if full or idle >= self.batch["gather_seconds"]:
+                self._cut()
+            else:
+                await asyncio.sleep(self.batch["gather_seconds"] - idle)
+
+    def _queued_bytes(self) -> int:
+        return sum(map(len, self.queue.values()))
+
+    def _cut(self) -> None:
+        """Take one file's worth of the queue, journal it, and start seeing its batch through."""
+        lines: list[tuple[str, bytes]] = []
+        size = 0
+        for key, line in list(self.queue.items()):
+            if lines and (len(lines) >= self.batch["max_requests"] or size + len(line) > self.batch["max_bytes"]):
+                break
+            lines.append((key, line))
+            size += len(line)
+            del self.queue[key]
+        content = b"".join(line for _, line in lines)
+        sha = hashlib.sha256(content).hexdigest()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        journal = Journal(path=self.folder / f"{sha}.json", sha256=sha, keys=[key for key, _ in lines])
+        write_bytes_atomic(journal.input, content)
+        journal.save()  # the keys are journalled before anything goes out
+        self.open.update(dict.fromkeys(journal.keys, journal))
+        self._run(journal)
+
+    # -- one batch, from upload to stored replies ----------------------------------------------
+
+    def _run(self, journal: Journal) -> None:
+        task = self.runs.get(journal.sha256)
+        if task is None or task.done():
+            self.runs[journal.sha256] = asyncio.create_task(self._see_through(journal))
+
+    def _say(self, journal: Journal, text: str) -> None:
+        """One line in the run's output, and in the log of every job that waits on this batch."""
+        message = f"batch {journal.batch_id or journal.sha256[:12]} ({len(journal.keys)} requests): {text}"
+        print(message, file=sys.stderr, flush=True)
+        logs = {w.log for key in journal.keys for w in self.waiting.get(key, [])}
+        for log in logs:
+            log.info("%s", message)
+
+    async def _see_through(self, journal: Journal) -> None:
+        try:
+            while True:
+                if journal.batch_id is None:
+                    await self._submit(journal)
+                batch = await self._poll(journal)
+                if batch.status == "failed":
+                    if _token_limit(batch):
+                        self._say(journal, "token_limit_exceeded: the file is held and tried again later")
+                        journal.batch_id, journal.creating = None, False
+                        journal.save()
+                        await asyncio.sleep(self.batch["poll_seconds"])
+                        continue
+                    self._fail(journal, f"the batch failed validation: {_errors(batch)}")
+                    self._close(journal)
+                    return
+                await self._collect(journal, batch)
+                return
+        except Exception as error:
+            self._fail(journal, f"{type(error).__name__}: {error}")
+            raise
+
+    async def _submit(self, journal: Journal) -> None:
+        if journal.creating:  # a run before this one may have created it and died before hearing its id
+            journal.batch_id = await self._find(journal.sha256)
+            if journal.batch_id:
+                self._say(journal, "found by its metadata: waiting for it instead of sending again")
+                journal.save()
+                return
+        if journal.file_id is None:
+            upload = (journal.input.name, journal.input.read_bytes())
+            uploaded = await self.client.files.create(file=upload, purpose="batch")
+            journal.file_id = uploaded.id
+            journal.save()
+        journal.creating = True
+        journal.save()
+        created = await self.client.batches.create(
+            input_file_id=journal.file_id,
+            endpoint=ENDPOINT,
+            completion_window="24h",
+            metadata={METADATA_KEY: journal.sha256},
+        )
+        journal.batch_id = created.id
+        journal.save()
+        self._say(journal, "created")
+
+    async def _find(self, sha: str) -> str | None:
+        async for batch in self.client.batches.list(limit=100):
+            if (batch.metadata or {}).get(METADATA_KEY) == sha and batch.status not in ("failed",):
+                return batch.id
+        return None
+
+    async def _poll(self, journal: Journal):
+        wait = self.batch["poll_seconds"]
+        while True:
+            batch = await self.client.batches.retrieve(journal.batch_id)
+            counts = batch.request_counts
+            state = batch.status + (f" {counts.completed}/{counts.total}" if counts and counts.total else "")
+            if state != journal.state:
+                journal.state = state
+                self._say(journal, state)
+            if batch.status in TERMINAL:
+                return batch
+            await asyncio.sleep(wait)
+            wait = min(wait * 1.5, 10 * self.batch["poll_seconds"])
+
+    async def _collect(self, journal: Journal, batch) -> None:
+        bodies = journal.bodies()
+        answered: set[str] = set()
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            content = await self.client.files.content(file_id)
+            for raw in content.content.splitlines():
+                if not raw.strip():
+                    continue
+                key, stored = store_line(self.cache, orjson.loads(raw), bodies)
+                answered.add(key)
+                if isinstance(stored, Entry):
+                    self._resolve(key, stored)
+                else:
+                    self._retry(key, bodies, stored)
+        for key in journal.keys:
+            if key not in answered:  # expired or cancelled before it was done: into a later batch
+                self._retry(key, bodies, f"not done when the batch ended ({batch.status})", count=False)
+        self._close(journal)
+
+    def _close(self, journal: Journal) -> None:
+        journal.done = True
+        journal.save()
+        for key in journal.keys:
+            if self.open.get(key) is journal:
+                del self.open[key]
+
+    def _resolve(self, key: str, entry: Entry) -> None:
+        for waiter in self.waiting.get(key, []):
+            if not waiter.future.done():
+                waiter.future.set_result(entry)
+
+    def _retry(self, key: str, bodies: dict[str, dict], reason: str, count: bool = True) -> None:
+        if key not in self.waiting:
+            return
+        self.failures[key] = self.failures.get(key, 0) + count
+        if self.failures[key] >= self.max_attempts:
+            for waiter in self.waiting[key]:
+                if not waiter.future.done():
+                    waiter.future.set_exception(
+                        EndpointError(f"batch line {key} failed {self.failures[key]} times: {reason}")
+                    )
+            return
+        self._enqueue(key, bodies[key])
+
+    def _enqueue(self, key: str, body: dict) -> None:
+        self.queue[key] = input_line(key, body)
+        self.last_arrival = time.monotonic()
+        if self.gatherer is None or self.gatherer.done():
+            self.gatherer = asyncio.create_task(self._gather())
+
+    def _fail(self, journal: Journal, reason: str) -> None:
+        for key in journal.keys:
+            for waiter in self.waiting.get(key, []):
+                if not waiter.future.done():
+                    waiter.future.set_exception(EndpointError(reason))
+
+
+def _errors(batch) -> str:
+    errors = getattr(batch, "errors", None)
+    data = getattr(errors, "data", None) or []
+    return "; ".join(f"{e.code}: {e.message}" for e in data) or "no reason given"
+
+
+def _token_limit(batch) -> bool:
+    errors = getattr(batch, "errors", None)
+    return any(e.code == "token_limit_exceeded" for e in (getattr(errors, "data", None) or []))
