@@ -8,22 +8,45 @@ Faults can be injected: `faults` is the share of requests answered with a transp
 (429 with Retry-After, 500, 503, a dropped connection, a reply slower than the client waits);
 `bad_replies` the share of requests (chosen by their content, so the same request is always bad)
 answered with an invalid reply (not JSON, the wrong shape, cut off by the token cap, empty).
+
+It also speaks the Files and Batches endpoints of the OpenAI Batch API (upload, create, retrieve,
+list, cancel, output and error files), so batch mode is tested through the real client. A batch
+moves through `validating`, `in_progress` and `finalizing` to `completed` in `batch_seconds`, its
+lines answered one by one as time passes (by `reply_to`, as online) and written to the output file
+in a shuffled order. Its faults: `batch_line_faults` (a share of lines answered with status 500,
+chosen by custom_id and attempt), `batch_expire` (the share of lines done before a batch expires),
+`batch_fail` (the next batch fails validation), `token_limit_failures` (the next N batches fail
+with `token_limit_exceeded`) and `hold_create_seconds` (a created batch's id is answered late).
+What a provider would bill is counted per custom_id (`billed_per_key`, `lines_billed`), apart from
+the online `requests`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
+import re
 import socket
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
 
 def _digest(*parts) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _chance(*parts) -> float:
+    """A number in [0, 1] that the parts fix."""
+    return int(_digest(*parts)[:8], 16) / 0xFFFFFFFF
 
 
 def fake_value(schema: dict, seed: str, name: str = "value"):
@@ -46,6 +69,185 @@ def fake_value(schema: dict, seed: str, name: str = "value"):
     return text[: schema.get("maxLength", len(text))]
 
 
+BATCH_ENDPOINT = "/v1/chat/completions"
+BATCH_API = re.compile(r"^/v1/(files|batches)(/|\?|$)")  # the paths of the Files and Batches endpoints
+MAX_BATCH_LINES = 50_000
+# When a batch's phases end, as shares of its batch_seconds: validating, then in_progress (its lines are
+# answered evenly over it), then finalizing to the end. A cancelled batch is `cancelling` for CANCEL_DELAY.
+VALIDATED, ANSWERED, CANCEL_DELAY = 0.1, 0.8, 0.1
+TERMINAL = {"completed", "expired", "cancelled", "failed"}
+JSON = "application/json"
+
+
+class ApiError(Exception):
+    """An error answer of the Files or Batches endpoints, as OpenAI shapes it."""
+
+    def __init__(self, status: int, message: str, code: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    def document(self) -> dict:
+        return {"error": {"message": str(self), "type": "invalid_request_error", "param": None, "code": self.code}}
+
+
+def batch_error(code: str, message: str, line: int | None = None) -> dict:
+    return {"code": code, "message": message, "param": None, "line": line}
+
+
+@dataclass
+class StoredFile:
+    id: str
+    filename: str
+    purpose: str
+    data: bytes
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    def document(self) -> dict:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": len(self.data),
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "status": "processed",
+            "status_details": None,
+        }
+
+
+@dataclass
+class BatchLine:
+    number: int  # its line in the input file, from 1
+    custom_id: str
+    body: dict
+    fails: bool = False  # answered with status 500
+
+
+@dataclass
+class FakeBatch:
+    id: str
+    input_file_id: str
+    metadata: dict | None
+    custom_ids: list[str]  # in the input file's order
+    lines: list[BatchLine]  # in the order they are answered (shuffled); none if the batch fails validation
+    stop: int  # how many of `lines` are answered before the batch ends
+    errors: list[dict] | None  # why it fails validation
+    seconds: float
+    expires: bool  # ends as expired after `stop` lines, not completed
+    model: str | None = None
+    created: float = field(default_factory=time.monotonic)
+    wall: float = field(default_factory=time.time)
+    status: str = "validating"
+    answered: int = 0
+    output: list[bytes] = field(default_factory=list)
+    failures: list[bytes] = field(default_factory=list)
+    times: dict[str, int] = field(default_factory=dict)
+    cancel_at: float | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+
+    def at(self, share: float) -> float:
+        return self.created + share * self.seconds
+
+    def due(self, index: int) -> float:
+        """When line `index` (in answering order) is answered: evenly over the in_progress phase."""
+        return self.at(VALIDATED + (ANSWERED - VALIDATED) * (index + 1) / len(self.lines))
+
+    def enter(self, status: str, when: float) -> None:
+        self.status = status
+        self.times.setdefault(f"{status}_at", int(self.wall + when - self.created))
+
+    def document(self) -> dict:
+        times = ("in_progress_at", "finalizing_at", "completed_at", "failed_at", "expired_at")
+        validated = self.status not in ("validating", "failed")
+        return {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": BATCH_ENDPOINT,
+            "model": self.model,
+            "errors": {"object": "list", "data": self.errors} if self.errors else None,
+            "input_file_id": self.input_file_id,
+            "completion_window": "24h",
+            "status": self.status,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": int(self.wall),
+            "expires_at": int(self.wall) + 24 * 3600,
+            **{name: self.times.get(name) for name in (*times, "cancelling_at", "cancelled_at")},
+            "request_counts": {
+                "total": len(self.lines) if validated else 0,
+                "completed": len(self.output),
+                "failed": len(self.failures),
+            },
+            "metadata": self.metadata,
+        }
+
+
+def read_batch_input(data: bytes) -> tuple[list[BatchLine], list[dict]]:
+    """The lines of a batch input file, and what makes it fail validation (codes as OpenAI names them)."""
+    lines: list[BatchLine] = []
+    errors: list[dict] = []
+    seen: set[str] = set()
+    models: set[str] = set()
+    for number, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            errors.append(batch_error("invalid_json_line", "This line is not parseable as valid JSON.", number))
+            continue
+        body = line.get("body") if isinstance(line, dict) else None
+        if not isinstance(body, dict) or not isinstance(line.get("custom_id"), str) or line.get("method") != "POST":
+            errors.append(batch_error("invalid_request", "A line needs a custom_id, method POST and a body.", number))
+        elif line.get("url") != BATCH_ENDPOINT:
+            errors.append(
+                batch_error("url_mismatch", f"The url must be the batch's endpoint {BATCH_ENDPOINT}.", number)
+            )
+        elif line["custom_id"] in seen:
+            errors.append(batch_error("duplicate_custom_id", "The custom_id of this line is not unique.", number))
+        elif not isinstance(body.get("model"), str) or not isinstance(body.get("messages"), list):
+            errors.append(batch_error("invalid_request", "The body needs a model and messages.", number))
+        elif models and body["model"] not in models:
+            errors.append(batch_error("model_mismatch", "All lines of a file must use the same model.", number))
+        else:
+            seen.add(line["custom_id"])
+            models.add(body["model"])
+            lines.append(BatchLine(number, line["custom_id"], body))
+    if not lines and not errors:
+        errors.append(batch_error("empty_file", "The input file is empty."))
+    if len(lines) > MAX_BATCH_LINES:
+        errors.append(batch_error("too_many_tasks", f"A batch holds at most {MAX_BATCH_LINES} requests."))
+    return lines, errors
+
+
+def valid_metadata(metadata) -> bool:
+    """Up to 16 string pairs, keys up to 64 characters and values up to 512."""
+    if not isinstance(metadata, dict) or len(metadata) > 16:
+        return False
+    return all(
+        isinstance(k, str) and isinstance(v, str) and len(k) <= 64 and len(v) <= 512 for k, v in metadata.items()
+    )
+
+
+def multipart_fields(headers: Message, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """The fields of a multipart/form-data body: name -> (filename, the bytes exactly as sent)."""
+    boundary = headers.get_boundary()
+    if headers.get_content_type() != "multipart/form-data" or not boundary:
+        raise ApiError(400, "An upload is a multipart/form-data request.")
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in (b"\r\n" + body).split(b"\r\n--" + boundary.encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, data = part.partition(b"\r\n\r\n")
+        part_headers = BytesParser().parsebytes(head.lstrip(b"\r\n") + b"\r\n\r\n", headersonly=True)
+        name = part_headers.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            fields[name] = (part_headers.get_filename(), data)
+    return fields
+
+
 class FakeLLM:
     FAULTS = ("429", "500", "503", "drop", "slow")
 
@@ -58,7 +260,22 @@ class FakeLLM:
         bad_replies: float = 0.0,
         slow_seconds: float = 3.0,
         seed: int = 0,
+        batch_seconds: float = 1.0,
+        batch_line_faults: float = 0.0,
+        batch_expire: float = 0.0,
+        batch_fail: bool = False,
+        token_limit_failures: int = 0,
+        hold_create_seconds: float = 0.0,
     ):
+        """Batch knobs, read when a batch is created (so they may be changed between runs):
+        batch_seconds: how long a batch takes from create to completed;
+        batch_line_faults: the share of lines answered with status 500 (by custom_id and how many times
+            it was sent before, so a line sent again may succeed);
+        batch_expire: if set (0 < share <= 1), every batch expires with this share of its lines done
+            (rounded down; 0 is off);
+        batch_fail: the next valid batch fails validation (the knob is spent on it);
+        token_limit_failures: the next N valid batches fail with `token_limit_exceeded`;
+        hold_create_seconds: a batch is created and counted, and only then is the create answered."""
         self.latency = latency
         self.faults = faults
         self.bad_replies = bad_replies
@@ -70,6 +287,21 @@ class FakeLLM:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self._lock = threading.Lock()
+        self.batch_seconds = batch_seconds
+        self.batch_line_faults = batch_line_faults
+        self.batch_expire = batch_expire
+        self.batch_fail = batch_fail
+        self.token_limit_failures = token_limit_failures
+        self.hold_create_seconds = hold_create_seconds
+        self.batches_created: list[str] = []  # batch ids, in creation order
+        self.files_uploaded = 0
+        self._batch_requests: list[dict] = []  # bodies of the batch lines answered (200 or 500)
+        self._billed: Counter[str] = Counter()  # custom_id -> times answered with status 200
+        self._attempts: Counter[str] = Counter()  # custom_id -> times sent in a batch that passed validation
+        self._files: dict[str, StoredFile] = {}
+        self._batches: dict[str, FakeBatch] = {}  # in creation order
+        self._ids = itertools.count(1)
+        self._closing = threading.Event()
         ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 stalls bursts for a second
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
@@ -86,10 +318,39 @@ class FakeLLM:
             return len(self.requests)
 
     def reset(self) -> None:
+        """Clear the counters, online and batch; files and batches stay, as they would at a provider."""
         with self._lock:
+            self._advance_batches()  # what was done before the reset is billed before it
             self.requests.clear()
             self.headers.clear()
             self.max_in_flight = 0
+            self.batches_created.clear()
+            self.files_uploaded = 0
+            self._batch_requests.clear()
+            self._billed.clear()
+
+    @property
+    def billed_per_key(self) -> Counter[str]:
+        """custom_id -> how many times a batch answered it with status 200 (what a provider bills)."""
+        with self._lock:
+            self._advance_batches()
+            return Counter(self._billed)
+
+    @property
+    def lines_billed(self) -> int:
+        return self.billed_per_key.total()
+
+    @property
+    def batch_requests(self) -> list[dict]:
+        """The bodies of the batch lines answered so far (apart from the online `requests`)."""
+        with self._lock:
+            self._advance_batches()
+            return list(self._batch_requests)
+
+    def batch_custom_ids(self, batch_id: str) -> list[str]:
+        """The custom_ids of a batch's input file, in its order."""
+        with self._lock:
+            return list(self._batches[batch_id].custom_ids)
 
     def pick_fault(self) -> str | None:
         with self._lock:
@@ -134,6 +395,198 @@ class FakeLLM:
             },
         }
 
+    # -- Files and Batches endpoints ----------------------------------------------------------------
+
+    def answer_batch_api(self, method: str, target: str, headers: Message, body: bytes) -> tuple[int, bytes, str]:
+        """Status, payload and content type of a request to the Files or Batches endpoints."""
+        url = urlsplit(target)
+        route = url.path.strip("/").split("/")[1:]
+        query = {name: values[-1] for name, values in parse_qs(url.query).items()}
+        try:
+            match method, route:
+                case "POST", ["files"]:
+                    document = self._upload(multipart_fields(headers, body))
+                case "GET", ["files", file_id]:
+                    document = self._file(file_id).document()
+                case "GET", ["files", file_id, "content"]:
+                    return 200, self._file(file_id).data, "application/octet-stream"
+                case "POST", ["batches"]:
+                    document = self._create_batch(body)
+                case "GET", ["batches"]:
+                    document = self._list_batches(query)
+                case "GET", ["batches", batch_id]:
+                    with self._lock:
+                        document = self._batch(batch_id).document()
+                case "POST", ["batches", batch_id, "cancel"]:
+                    document = self._cancel(batch_id)
+                case _:
+                    raise ApiError(404, f"Unknown request URL: {method} {url.path}")
+        except ApiError as error:
+            return error.status, orjson.dumps(error.document()), JSON
+        return 200, orjson.dumps(document), JSON
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{_digest(prefix, next(self._ids))[:24]}"
+
+    def _store_file(self, filename: str, purpose: str, data: bytes) -> StoredFile:
+        stored = StoredFile(self._new_id("file-"), filename, purpose, data)
+        self._files[stored.id] = stored
+        return stored
+
+    def _upload(self, fields: dict[str, tuple[str | None, bytes]]) -> dict:
+        if "file" not in fields or "purpose" not in fields:
+            raise ApiError(400, "An upload needs the fields file and purpose.")
+        filename, data = fields["file"]
+        with self._lock:
+            self.files_uploaded += 1
+            return self._store_file(filename or "upload", fields["purpose"][1].decode(), data).document()
+
+    def _file(self, file_id: str) -> StoredFile:
+        with self._lock:
+            if file_id not in self._files:
+                raise ApiError(404, f"No such File object: {file_id}")
+            return self._files[file_id]
+
+    def _batch(self, batch_id: str) -> FakeBatch:
+        """The batch, brought up to now (under the lock)."""
+        if batch_id not in self._batches:
+            raise ApiError(404, f"No batch found with id '{batch_id}'.")
+        batch = self._batches[batch_id]
+        self._advance(batch, time.monotonic())
+        return batch
+
+    def _create_batch(self, body: bytes) -> dict:
+        try:
+            request = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            raise ApiError(400, f"The body is not JSON: {error}") from error
+        if request.get("endpoint") != BATCH_ENDPOINT:
+            raise ApiError(400, f"The fake server batches only {BATCH_ENDPOINT}, not {request.get('endpoint')}.")
+        if request.get("completion_window") != "24h":
+            raise ApiError(400, "completion_window must be 24h.")
+        metadata = request.get("metadata")
+        if metadata is not None and not valid_metadata(metadata):
+            raise ApiError(400, "metadata is up to 16 string pairs (keys up to 64 characters, values up to 512).")
+        stored = self._file(str(request.get("input_file_id")))
+        if stored.purpose != "batch":
+            raise ApiError(400, f"The input file's purpose must be batch, not {stored.purpose}.")
+        lines, errors = read_batch_input(stored.data)
+        model = lines[0].body["model"] if lines else None
+        with self._lock:
+            if not errors and self.batch_fail:
+                self.batch_fail = False
+                errors = [batch_error("invalid_request", "line 1: the request was rejected (batch_fail).", 1)]
+            elif not errors and self.token_limit_failures > 0:
+                self.token_limit_failures -= 1
+                message = f"Enqueued token limit reached for model {model}: limit 90,000 enqueued tokens."
+                errors = [batch_error("token_limit_exceeded", message)]
+            batch_id = self._new_id("batch_")
+            work = [] if errors else self._plan(batch_id, lines)
+            expires = 0 < self.batch_expire <= 1
+            stop = int(len(work) * self.batch_expire) if expires else len(work)
+            batch = FakeBatch(
+                batch_id,
+                stored.id,
+                metadata,
+                [line.custom_id for line in lines],
+                work,
+                stop,
+                errors or None,
+                self.batch_seconds,
+                expires,
+                model,
+            )
+            self._batches[batch_id] = batch
+            self.batches_created.append(batch_id)
+            document = batch.document()
+        if self.hold_create_seconds:
+            self._closing.wait(self.hold_create_seconds)
+        return document
+
+    def _plan(self, batch_id: str, lines: list[BatchLine]) -> list[BatchLine]:
+        """The lines in the order they will be answered, each marked to fail or not (by its attempt)."""
+        for line in lines:
+            attempt = self._attempts[line.custom_id]
+            self._attempts[line.custom_id] += 1
+            line.fails = _chance("batch line", line.custom_id, attempt) < self.batch_line_faults
+        order = list(lines)
+        random.Random(batch_id).shuffle(order)
+        return order
+
+    def _list_batches(self, query: dict[str, str]) -> dict:
+        limit = query.get("limit", "20")
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            raise ApiError(400, f"limit must be an integer from 1 to 100, not {limit}.")
+        with self._lock:
+            self._advance_batches()
+            newest_first = list(reversed(self._batches.values()))
+            ids = [batch.id for batch in newest_first]
+            start = ids.index(query["after"]) + 1 if query.get("after") in ids else 0
+            end = start + int(limit)
+            page = [batch.document() for batch in newest_first[start:end]]
+            more = end < len(ids)
+        first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
+        return {"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": more}
+
+    def _cancel(self, batch_id: str) -> dict:
+        with self._lock:
+            batch = self._batch(batch_id)
+            if batch.status in TERMINAL:
+                raise ApiError(409, f"Cannot cancel a batch with status '{batch.status}'.")
+            if batch.cancel_at is None:
+                batch.cancel_at = time.monotonic()
+                batch.enter("cancelling", batch.cancel_at)
+            return batch.document()
+
+    def _advance_batches(self) -> None:
+        now = time.monotonic()
+        for batch in self._batches.values():
+            self._advance(batch, now)
+
+    def _advance(self, batch: FakeBatch, now: float) -> None:
+        """Bring a batch to where time has taken it: answer the lines now due, enter the phase of now."""
+        if batch.status in TERMINAL:
+            return
+        if batch.errors and batch.cancel_at is None and now >= batch.at(VALIDATED):
+            self._end(batch, "failed", batch.at(VALIDATED))
+            return
+        until = now if batch.cancel_at is None else min(now, batch.cancel_at)
+        while batch.answered < batch.stop and batch.due(batch.answered) <= until:
+            self._answer_line(batch, batch.lines[batch.answered])
+            batch.answered += 1
+        if batch.cancel_at is not None:
+            if now >= batch.cancel_at + CANCEL_DELAY * batch.seconds:
+                self._end(batch, "cancelled", batch.cancel_at + CANCEL_DELAY * batch.seconds)
+            return
+        for status, share in (("in_progress", VALIDATED), ("finalizing", ANSWERED)):
+            if now >= batch.at(share):
+                batch.enter(status, batch.at(share))
+        if now >= batch.at(1.0):
+            self._end(batch, "expired" if batch.expires else "completed", batch.at(1.0))
+
+    def _answer_line(self, batch: FakeBatch, line: BatchLine) -> None:
+        self._batch_requests.append(line.body)
+        response: dict = {"status_code": 200, "request_id": f"req_{_digest(batch.id, line.custom_id)[:24]}"}
+        if line.fails:
+            error = {"message": "injected batch line fault", "type": "server_error", "param": None, "code": None}
+            response |= {"status_code": 500, "body": {"error": error}}
+        else:
+            response["body"] = self.reply_to(line.body)
+            self._billed[line.custom_id] += 1
+        record = {"id": self._new_id("batch_req_"), "custom_id": line.custom_id, "response": response, "error": None}
+        (batch.failures if line.fails else batch.output).append(orjson.dumps(record) + b"\n")
+
+    def _end(self, batch: FakeBatch, status: str, when: float) -> None:
+        """Enter a terminal status; the lines answered go to the output file (200) and the error file."""
+        batch.enter(status, when)
+        batch.output_file_id = self._result_file(batch, "output", batch.output)
+        batch.error_file_id = self._result_file(batch, "error", batch.failures)
+
+    def _result_file(self, batch: FakeBatch, kind: str, lines: list[bytes]) -> str | None:
+        if not lines:
+            return None
+        return self._store_file(f"{batch.id}_{kind}.jsonl", "batch_output", b"".join(lines)).id
+
     def _handler(self):
         fake = self
 
@@ -144,7 +597,16 @@ class FakeLLM:
             def log_message(self, *args):
                 pass
 
+            def do_GET(self):
+                if not BATCH_API.match(self.path):
+                    self.send_error(501, f"Unsupported method ({self.command!r})")
+                    return
+                self.batch_api()
+
             def do_POST(self):
+                if BATCH_API.match(self.path):
+                    self.batch_api()
+                    return
                 body = orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
                     fake.requests.append(body)
@@ -180,11 +642,24 @@ class FakeLLM:
                     return
                 self.send_json(200, fake.reply_to(body))
 
+            def batch_api(self):
+                """A Files or Batches request: not an online request, so neither counted nor in flight."""
+                self.answered = True
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, payload, content_type = fake.answer_batch_api(self.command, self.path, self.headers, body)
+                try:
+                    self.send_bytes(status, payload, content_type)
+                except (BrokenPipeError, ConnectionResetError):  # the client was killed while a create was held
+                    self.close_connection = True
+
             def send_json(self, status: int, document: dict, retry_after: bool = False):
                 payload = orjson.dumps(document)
                 self.done()
+                self.send_bytes(status, payload, JSON, retry_after)
+
+            def send_bytes(self, status: int, payload: bytes, content_type: str, retry_after: bool = False):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 if retry_after:
                     self.send_header("Retry-After", "0.2")
@@ -198,5 +673,6 @@ class FakeLLM:
         return self
 
     def __exit__(self, *exc) -> None:
+        self._closing.set()  # a held create answers now
         self._server.shutdown()
         self._server.server_close()
