@@ -305,7 +305,8 @@ class FakeLLM:
         ThreadingHTTPServer.request_queue_size = 1024  # the default backlog of 5 stalls bursts for a second
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # shutdown() waits for the loop's next poll: 50 ms, not the default half second, at the end of every test
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def base_url(self) -> str:
