@@ -12,10 +12,11 @@ from collections import Counter
 
 import datasets
 import orjson
+import pytest
 from helpers import FIRST_BUILD_TOTAL
 from records import PATHS, make_record
 
-from glan.dataset.accounting import account, read_summary, run_stats
+from glan.dataset.accounting import account, price_of, read_summary, run_stats
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import median, summarise
 from glan.dataset.report.plots import MANY_DISCIPLINES, plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
@@ -57,6 +58,61 @@ def test_accounting_counts_each_reply_once_per_stage_model_and_node(tmp_path):
     assert result["totals"]["cost"] == result["by_model"]["test-model"]["cost"]
     assert result["unpriced_models"] == ["cheap"]
     assert result["missing_from_cache"] == dict.fromkeys(("subjects", "syllabus", "questions", "answers"), 0)
+    totals = result["totals"]
+    assert (totals["requests_online"], totals["requests_batch"], totals["unpriced_requests"]) == (12, 0, 4)
+    assert totals["saved_by_batch"] == 0.0
+
+
+def test_accounting_prices_each_reply_by_how_it_was_sent(tmp_path):
+    """Online replies at the online price, batch ones at the batch price; a batch reply without one is unpriced."""
+    both = make_record("Optics question?", model="priced")
+    online_only = make_record("Genetics question?", node="natural-sciences/biology/genetics", model="online-only")
+    sent = {  # how each stage's reply went, per record
+        "priced": {"subjects": "online", "syllabus": "online", "questions": "batch", "answers": "batch"},
+        "online-only": {"subjects": "online", "syllabus": "batch", "questions": "batch", "answers": "batch"},
+    }
+    usage = {"prompt_tokens": 1000, "completion_tokens": 100, "total_tokens": 1100}
+    with open_cache(tmp_path) as cache:
+        for record in (both, online_only):
+            via = sent[record["provenance"]["models"]["answers"]]
+            for stage, key in record["provenance"]["keys"].items():
+                cache.put(key, Entry(reply=Reply(text="x", usage=usage), via=via[stage]))
+    prices = {
+        "priced": {
+            "input_per_mtok": 2.0,
+            "output_per_mtok": 10.0,
+            "batch_input_per_mtok": 1.0,
+            "batch_output_per_mtok": 5.0,
+        },
+        "online-only": {"input_per_mtok": 4.0, "output_per_mtok": 8.0},
+    }
+
+    result = account([both, online_only], tmp_path, prices)
+
+    # a reply of 1000 + 100 tokens: priced 0.003 online, 0.0015 in batch; online-only 0.0048 online, unpriced in batch
+    keys = ("requests", "requests_online", "requests_batch", "unpriced_requests", "cost", "saved_by_batch")
+    assert {s: tuple(b[k] for k in keys) for s, b in result["by_stage"].items()} == {
+        "subjects": (2, 2, 0, 0, 0.0078, 0.0),
+        "syllabus": (2, 1, 1, 1, 0.003, 0.0),
+        "questions": (2, 0, 2, 1, 0.0015, 0.0015),
+        "answers": (2, 0, 2, 1, 0.0015, 0.0015),
+    }
+    assert tuple(result["totals"][k] for k in keys) == (8, 3, 5, 3, 0.0138, 0.003)
+    assert tuple(result["by_model"]["priced"][k] for k in keys) == (4, 2, 2, 0, 0.009, 0.003)
+    assert tuple(result["by_model"]["online-only"][k] for k in keys) == (4, 1, 3, 3, 0.0048, 0.0)
+    assert result["totals"]["total_tokens"] == 8 * 1100
+    assert result["unpriced_models"] == ["online-only"]
+    assert result["prices"] == prices
+
+
+def test_a_batch_price_needs_both_its_prices_and_an_unknown_way_of_sending_is_refused():
+    usage = {"prompt_tokens": 1000, "completion_tokens": 100}
+    half = {"gpt": {"input_per_mtok": 2.0, "output_per_mtok": 10.0, "batch_input_per_mtok": 1.0}}
+    assert price_of("gpt", usage, half) == 0.003
+    assert price_of("gpt", usage, half, "batch") is None  # no batch output price: not guessed
+    assert price_of("other", usage, half, "batch") is None
+    with pytest.raises(ValueError, match="flex"):
+        price_of("gpt", usage, half, "flex")
 
 
 def test_accounting_reports_replies_missing_from_the_cache(tmp_path):

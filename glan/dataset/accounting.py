@@ -6,6 +6,13 @@ replies the dataset is made of; rejected replies and items that produced no reco
 stage logs count those). Money is tokens times the config's price table, per million tokens; a model
 missing from the table is listed as unpriced rather than guessed.
 
+Each reply is priced by how it was sent (the cache entry's `via`): the Batch API charges its own price
+(OpenAI: half), so a batch reply at the online price would overstate the cost. A batch reply of a model
+with no batch prices is unpriced (its model listed, the reply counted in `unpriced_requests`), not
+priced online. Every bucket counts `requests_online` and `requests_batch`, and `saved_by_batch` is what
+the priced batch replies would have cost online minus what they cost: `cost + saved_by_batch` is what
+the priced replies would have cost all sent online.
+
 The cache hit rate comes from the stage logs: each stage job logs one line such as
 `answers: planned=8 cached=8 sent=0 ...`; the latest line of every log is summed per stage. So it
 describes the latest run of every job, which after an incremental build mixes old and new jobs.
@@ -23,19 +30,35 @@ from glan.llm.cache import open_cache
 from glan.stages import STAGE_NAMES as STAGES
 
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
+# How a reply was sent (`Entry.via`) -> the price table's input and output price of that way.
+PRICE_KEYS = {
+    "online": ("input_per_mtok", "output_per_mtok"),
+    "batch": ("batch_input_per_mtok", "batch_output_per_mtok"),
+}
+MONEY = ("cost", "saved_by_batch")
 
 
 def _empty() -> dict:
-    return {**dict.fromkeys(COUNTERS, 0), "cost": 0.0}
+    return {
+        **dict.fromkeys(COUNTERS, 0),
+        **{f"requests_{via}": 0 for via in PRICE_KEYS},
+        "unpriced_requests": 0,
+        **dict.fromkeys(MONEY, 0.0),
+    }
 
 
-def price_of(model: str, usage: dict, prices: dict) -> float | None:
-    price = prices.get(model)
-    if price is None:
+def price_of(model: str, usage: dict, prices: dict, via: str = "online") -> float | None:
+    """The cost of one reply of `model` sent `via` online or batch; None if the table has no such price.
+
+    Both prices of that way are needed: a model with online prices only has no batch price."""
+    if via not in PRICE_KEYS:
+        raise ValueError(f"a reply sent via {via!r}: accounting knows {list(PRICE_KEYS)}")
+    input_key, output_key = PRICE_KEYS[via]
+    price = prices.get(model) or {}
+    if input_key not in price or output_key not in price:
         return None
     return (
-        usage.get("prompt_tokens", 0) * price.get("input_per_mtok", 0)
-        + usage.get("completion_tokens", 0) * price.get("output_per_mtok", 0)
+        usage.get("prompt_tokens", 0) * price[input_key] + usage.get("completion_tokens", 0) * price[output_key]
     ) / 1e6
 
 
@@ -66,9 +89,12 @@ def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dic
                     continue
                 usage = entry.reply.usage or {}
                 model = provenance["models"][stage]
-                cost = price_of(model, usage, prices)
+                cost = price_of(model, usage, prices, entry.via)
+                saved = 0.0
                 if cost is None:
                     unpriced.add(model)
+                elif entry.via == "batch" and (online := price_of(model, usage, prices)) is not None:
+                    saved = online - cost
                 for bucket in (
                     totals,
                     by_stage[stage],
@@ -76,14 +102,18 @@ def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dic
                     by_node.setdefault(provenance["node"], _empty()),
                 ):
                     bucket["requests"] += 1
+                    bucket[f"requests_{entry.via}"] += 1
+                    bucket["unpriced_requests"] += int(cost is None)
                     bucket["prompt_tokens"] += usage.get("prompt_tokens", 0)
                     bucket["completion_tokens"] += usage.get("completion_tokens", 0)
                     bucket["total_tokens"] += usage.get(
                         "total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
                     )
                     bucket["cost"] += cost or 0.0
+                    bucket["saved_by_batch"] += saved
     for bucket in (totals, *by_stage.values(), *by_model.values(), *by_node.values()):
-        bucket["cost"] = round(bucket["cost"], 6)
+        for money in MONEY:
+            bucket[money] = round(bucket[money], 6)
     return {
         "records": count,
         "totals": totals,
