@@ -266,6 +266,8 @@ class FakeLLM:
         batch_fail: bool = False,
         token_limit_failures: int = 0,
         hold_create_seconds: float = 0.0,
+        hold_upload_seconds: float = 0.0,
+        hold_content_seconds: float = 0.0,
     ):
         """Batch knobs, read when a batch is created (so they may be changed between runs):
         batch_seconds: how long a batch takes from create to completed;
@@ -275,7 +277,9 @@ class FakeLLM:
             (rounded down; 0 is off);
         batch_fail: the next valid batch fails validation (the knob is spent on it);
         token_limit_failures: the next N valid batches fail with `token_limit_exceeded`;
-        hold_create_seconds: a batch is created and counted, and only then is the create answered."""
+        hold_create_seconds: a batch is created and counted, and only then is the create answered;
+        hold_upload_seconds, hold_content_seconds: likewise for an upload (stored and counted first) and
+            for the download of a file's content (counted in `downloads` first)."""
         self.latency = latency
         self.faults = faults
         self.bad_replies = bad_replies
@@ -293,6 +297,9 @@ class FakeLLM:
         self.batch_fail = batch_fail
         self.token_limit_failures = token_limit_failures
         self.hold_create_seconds = hold_create_seconds
+        self.hold_upload_seconds = hold_upload_seconds
+        self.hold_content_seconds = hold_content_seconds
+        self.downloads = 0
         self.batches_created: list[str] = []  # batch ids, in creation order
         self.files_uploaded = 0
         self._batch_requests: list[dict] = []  # bodies of the batch lines answered (200 or 500)
@@ -327,6 +334,7 @@ class FakeLLM:
             self.max_in_flight = 0
             self.batches_created.clear()
             self.files_uploaded = 0
+            self.downloads = 0
             self._batch_requests.clear()
             self._billed.clear()
 
@@ -410,7 +418,7 @@ class FakeLLM:
                 case "GET", ["files", file_id]:
                     document = self._file(file_id).document()
                 case "GET", ["files", file_id, "content"]:
-                    return 200, self._file(file_id).data, "application/octet-stream"
+                    return 200, self._download(file_id), "application/octet-stream"
                 case "POST", ["batches"]:
                     document = self._create_batch(body)
                 case "GET", ["batches"]:
@@ -440,7 +448,18 @@ class FakeLLM:
         filename, data = fields["file"]
         with self._lock:
             self.files_uploaded += 1
-            return self._store_file(filename or "upload", fields["purpose"][1].decode(), data).document()
+            document = self._store_file(filename or "upload", fields["purpose"][1].decode(), data).document()
+        if self.hold_upload_seconds:
+            self._closing.wait(self.hold_upload_seconds)
+        return document
+
+    def _download(self, file_id: str) -> bytes:
+        data = self._file(file_id).data
+        with self._lock:
+            self.downloads += 1
+        if self.hold_content_seconds:
+            self._closing.wait(self.hold_content_seconds)
+        return data
 
     def _file(self, file_id: str) -> StoredFile:
         with self._lock:

@@ -1,7 +1,8 @@
 """Batch mode: cache misses gathered into Batch API files (half the price, within 24 hours), crash-safe.
 
 One `Batcher` per endpoint and cache serves every job of a process (on the stage server: every job
-of the run), so the misses of all running jobs go out together. A file goes out when it holds
+of the run), so the misses of all running jobs go out together, one file per model (a provider
+refuses a file that mixes models). A file goes out when it holds
 `llm.batch.max_requests` lines or `max_bytes`, or when no new miss has come for `gather_seconds`.
 Each line is `custom_id` = the request's cache key and `body` = exactly the body the online path
 sends (glan.llm.backends.openai_compat.chat_body), so a reply is stored under the same key however
@@ -114,7 +115,7 @@ class Batcher:
         self.batch = settings["batch"]
         self.max_attempts = settings["max_attempts"]
         self.waiting: dict[str, list[Waiter]] = {}
-        self.queue: dict[str, bytes] = {}  # the next file's lines, by key
+        self.queue: dict[str, dict[str, bytes]] = {}  # model -> the next file's lines, by key
         self.failures: dict[str, int] = {}
         self.open: dict[str, Journal] = {}  # key -> the unfinished journal entry it is in
         self.runs: dict[str, asyncio.Task] = {}  # sha256 -> the task that sees its batch through
@@ -129,7 +130,7 @@ class Batcher:
         self.waiting.setdefault(key, []).append(waiter)
         if key in self.open:
             self._run(self.open[key])
-        elif key not in self.queue:
+        elif not any(key in lines for lines in self.queue.values()):
             self._enqueue(key, chat_body(request))
         try:
             return await waiter.future
@@ -139,7 +140,8 @@ class Batcher:
                 waiters.remove(waiter)
             if not waiters:
                 self.waiting.pop(key, None)
-                self.queue.pop(key, None)
+                for lines in self.queue.values():
+                    lines.pop(key, None)
 
     async def aclose(self) -> None:
         tasks = [t for t in (self.gatherer, *self.runs.values()) if t is not None]
@@ -160,27 +162,30 @@ class Batcher:
                 self.open.update(dict.fromkeys(journal.keys, journal))
 
     async def _gather(self) -> None:
-        while self.queue:
+        while any(self.queue.values()):
             idle = time.monotonic() - self.last_arrival
-            full = len(self.queue) >= self.batch["max_requests"] or self._queued_bytes() >= self.batch["max_bytes"]
-            if full or idle >= self.batch["gather_seconds"]:
-                self._cut()
-            else:
-                await asyncio.sleep(self.batch["gather_seconds"] - idle)
+            for model, queued in list(self.queue.items()):
+                full = (
+                    len(queued) >= self.batch["max_requests"]
+                    or sum(map(len, queued.values())) >= self.batch["max_bytes"]
+                )
+                if queued and (full or idle >= self.batch["gather_seconds"]):
+                    self._cut(queued)
+                if not queued:
+                    del self.queue[model]
+            if any(self.queue.values()):
+                await asyncio.sleep(max(0.0, self.batch["gather_seconds"] - (time.monotonic() - self.last_arrival)))
 
-    def _queued_bytes(self) -> int:
-        return sum(map(len, self.queue.values()))
-
-    def _cut(self) -> None:
-        """Take one file's worth of the queue, journal it, and start seeing its batch through."""
+    def _cut(self, queue: dict[str, bytes]) -> None:
+        """Take one file's worth of a model's queue, journal it, and start seeing its batch through."""
         lines: list[tuple[str, bytes]] = []
         size = 0
-        for key, line in list(self.queue.items()):
+        for key, line in list(queue.items()):
             if lines and (len(lines) >= self.batch["max_requests"] or size + len(line) > self.batch["max_bytes"]):
                 break
             lines.append((key, line))
             size += len(line)
-            del self.queue[key]
+            del queue[key]
         content = b"".join(line for _, line in lines)
         sha = hashlib.sha256(content).hexdigest()
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -318,7 +323,7 @@ class Batcher:
         self._enqueue(key, bodies[key])
 
     def _enqueue(self, key: str, body: dict) -> None:
-        self.queue[key] = input_line(key, body)
+        self.queue.setdefault(body["model"], {})[key] = input_line(key, body)
         self.last_arrival = time.monotonic()
         if self.gatherer is None or self.gatherer.done():
             self.gatherer = asyncio.create_task(self._gather())

@@ -1,0 +1,123 @@
+"""Batch mode in real Snakemake runs against the loopback server's Files and Batches endpoints.
+
+Three disciplines at the tiny scale: one batch per stage wave, the same dataset as an online build,
+nothing sent again when the mode changes, and nothing billed twice whatever point a `kill -9` hits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from math import ceil
+
+import pytest
+from helpers import DISCIPLINES, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
+
+from glan.fake_server import FakeLLM
+
+STAGE_WAVES = len(FIRST_BUILD)  # subjects, syllabus, questions, answers: each wave's misses in one batch
+BATCH = {"gather_seconds": 2, "poll_seconds": 0.1}
+
+
+@pytest.fixture(scope="module")
+def online_dataset(tmp_path_factory) -> bytes:
+    with FakeLLM() as server:
+        workflow = Workflow(tmp_path_factory.mktemp("online"), server)
+        workflow.run()
+        return workflow.dataset()
+
+
+def batch_workflow(directory, server: FakeLLM) -> Workflow:
+    workflow = Workflow(directory, server)
+    workflow.overlay["llm"] |= {"mode": "batch", "batch": BATCH}
+    return workflow
+
+
+def billed_once(server: FakeLLM) -> None:
+    assert server.lines_billed == FIRST_BUILD_TOTAL
+    assert max(server.billed_per_key.values()) == 1, "a request was billed twice"
+
+
+def test_a_batch_build_sends_one_batch_per_stage_wave_and_makes_the_online_dataset(tmp_path, online_dataset):
+    with FakeLLM(batch_seconds=0.3) as server:
+        workflow = batch_workflow(tmp_path, server)
+        workflow.run()
+        assert server.count == 0, "a request went out online"
+        assert len(server.batches_created) == STAGE_WAVES
+        billed_once(server)
+        assert workflow.dataset() == online_dataset
+        logs = "".join(p.read_text() for p in workflow.path("logs").rglob("subjects.log"))
+        assert "completed" in logs and "batch " in logs, "a job's log names the batch it waited on"
+
+
+def test_switching_mode_sends_nothing_that_is_cached(tmp_path, online_dataset):
+    with FakeLLM(batch_seconds=0.3) as server:
+        workflow = batch_workflow(tmp_path, server)
+        workflow.run()
+        workflow.overlay["llm"]["mode"] = "online"
+        workflow.run("--forceall")
+        assert server.count == 0 and len(server.batches_created) == STAGE_WAVES
+        assert workflow.dataset() == online_dataset
+
+
+def killed_when(workflow: Workflow, condition: Callable[[], bool], timeout: float = 120) -> None:
+    """Start the build and kill -9 its whole process group (Snakemake, jobs, stage server) once `condition` holds."""
+    command, env = workflow.command()
+    process = subprocess.Popen(
+        command, cwd=workflow.dir, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert condition(), "the kill did not land where the test meant it to"
+
+
+def journals(workflow: Workflow) -> list[str]:
+    return [p.read_text() for p in workflow.path("cache/batches").glob("*.json")]
+
+
+# Each point: the server knob that holds the client there, and when to kill.
+CRASH_POINTS = {
+    "while gathering": ({}, lambda w, s: bool(list(w.path("logs").rglob("subjects.log"))) and not s.files_uploaded),
+    "after the upload": ({"hold_upload_seconds": 30}, lambda w, s: s.files_uploaded >= 1),
+    "right after create": ({"hold_create_seconds": 30}, lambda w, s: len(s.batches_created) >= 1),
+    "while polling": ({}, lambda w, s: any('"batch_id": "' in j and '"done": false' in j for j in journals(w))),
+    "while downloading": ({"hold_content_seconds": 30}, lambda w, s: s.downloads >= 1),
+}
+
+
+@pytest.mark.parametrize("point", list(CRASH_POINTS))
+def test_a_killed_batch_build_resumes_and_bills_nothing_twice(point, tmp_path, online_dataset):
+    hold, condition = CRASH_POINTS[point]
+    with FakeLLM(batch_seconds=3, **hold) as server:
+        workflow = batch_workflow(tmp_path, server)
+        killed_when(workflow, lambda: condition(workflow, server))
+        for knob in hold:
+            setattr(server, knob, 0)
+        workflow.run("--unlock")
+        workflow.run()
+        assert server.count == 0
+        billed_once(server)
+        assert len(server.batches_created) == STAGE_WAVES, "a batch was created again for requests already in one"
+    assert workflow.dataset() == online_dataset
+
+
+def test_each_model_gets_its_own_files_within_the_limits(tmp_path):
+    """A provider refuses a file that mixes models; `max_requests` splits a wave into several files."""
+    with FakeLLM(batch_seconds=0.3) as server:
+        workflow = batch_workflow(tmp_path, server)
+        workflow.edit_taxonomy(lambda taxonomy: optics(taxonomy).update(stages={"answers": {"llm": {"model": "big"}}}))
+        limit = FIRST_BUILD["syllabus"] - 1
+        workflow.overlay["llm"]["batch"] = {**BATCH, "max_requests": limit}
+        workflow.run()
+        assert server.count == 0
+        billed_once(server)
+        # a mixed file would fail validation at the server (model_mismatch), and the build with it
+        files = sum(ceil(FIRST_BUILD[stage] / limit) for stage in ("subjects", "syllabus", "questions"))
+        files += ceil(PER_DISCIPLINE["answers"] / limit) + ceil((DISCIPLINES - 1) * PER_DISCIPLINE["answers"] / limit)
+        assert len(server.batches_created) == files
