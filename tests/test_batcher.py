@@ -1,0 +1,95 @@
+"""Batch mode's partial outcomes, through the sender and the real openai client against the loopback server.
+
+An expired batch keeps what it completed and re-submits only the rest; failed lines are asked again
+in a later batch, up to llm.max_attempts; a batch that fails validation stops with the provider's
+reason; `token_limit_exceeded` holds the file and tries it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from helpers import DEFAULTS
+
+from glan.fake_server import FakeLLM
+from glan.llm.limits import job_share
+from glan.llm.request import Request
+from glan.llm.retry import EndpointError
+from glan.llm.send import Sender, SendStats
+
+REQUESTS = [Request(model="fake-model", messages=[{"role": "user", "content": f"question {i}"}]) for i in range(10)]
+
+
+def batch_settings(**batch) -> dict:
+    llm = DEFAULTS["llm"]
+    return {**llm, "backend": "openai", "model": "fake-model", "endpoint": "fake", "mode": "batch"} | {
+        "batch": {**llm["batch"], "gather_seconds": 0.1, "poll_seconds": 0.05, **batch}
+    }
+
+
+def send_in_batch(server: FakeLLM, tmp_path, monkeypatch, during=None, **batch) -> SendStats:
+    """Send REQUESTS in batch mode; `during(server)` runs beside it, to change the server's knobs mid-way."""
+    monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = batch_settings(**batch)
+
+    async def scenario():
+        sender = Sender(job_share(settings))
+        try:
+            sending = asyncio.ensure_future(sender.send(REQUESTS, settings, str(tmp_path / "cache")))
+            if during:
+                await during(server)
+            outcomes, stats = await sending
+        finally:
+            await sender.aclose()
+        assert all(o.valid for o in outcomes)
+        return stats
+
+    return asyncio.run(scenario())
+
+
+async def after_first_batch(server: FakeLLM, change) -> None:
+    while not server.batches_created:
+        await asyncio.sleep(0.01)
+    change(server)
+
+
+def stop_expiring(server: FakeLLM) -> None:
+    server.batch_expire = 0
+
+
+def test_an_expired_batch_keeps_its_completed_lines_and_resubmits_only_the_rest(tmp_path, monkeypatch):
+    with FakeLLM(batch_seconds=0.2, batch_expire=0.5) as server:
+        stats = send_in_batch(
+            server,
+            tmp_path,
+            monkeypatch,
+            during=lambda s: after_first_batch(s, lambda s: setattr(s, "batch_expire", 0)),
+        )
+        assert len(server.batches_created) == 2
+        assert len(server.batch_custom_ids(server.batches_created[1])) == len(REQUESTS) // 2
+        assert server.lines_billed == len(REQUESTS) and max(server.billed_per_key.values()) == 1
+        assert stats.sent == len(REQUESTS)
+
+
+def test_failed_lines_are_asked_again_in_a_later_batch(tmp_path, monkeypatch):
+    with FakeLLM(batch_seconds=0.2, batch_line_faults=0.3) as server:
+        send_in_batch(server, tmp_path, monkeypatch)
+        assert len(server.batches_created) >= 2
+        assert set(server.billed_per_key) == set(server.batch_custom_ids(server.batches_created[0]))
+
+
+def test_a_batch_that_fails_validation_stops_with_the_providers_reason(tmp_path, monkeypatch):
+    with FakeLLM(batch_seconds=0.2, batch_fail=True) as server:
+        with pytest.raises(EndpointError, match="failed validation: invalid_request"):
+            send_in_batch(server, tmp_path, monkeypatch)
+        assert server.lines_billed == 0
+
+
+def test_the_enqueued_token_limit_holds_the_file_and_tries_it_again(tmp_path, monkeypatch):
+    with FakeLLM(batch_seconds=0.2, token_limit_failures=2) as server:
+        send_in_batch(server, tmp_path, monkeypatch)
+        assert len(server.batches_created) == 3  # two refused, then the same file accepted
+        assert server.files_uploaded == 1
+        assert server.lines_billed == len(REQUESTS)
