@@ -20,7 +20,7 @@ from glan.taxonomy import leaves, parse_taxonomy
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "prompts", "config", "envs", "profiles", "report"]
 API_KEY = "sk-test-SECRET-do-not-store-0123456789"
-CORES = 2  # snakemake --cores of every Workflow run: at most this many jobs at once
+CORES = 2  # snakemake --cores of every Workflow run (jobs the stage server runs take no core)
 
 THREE_DISCIPLINES = {
     "taxonomy": [

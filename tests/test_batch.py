@@ -14,7 +14,7 @@ from collections.abc import Callable
 from math import ceil
 
 import pytest
-from helpers import DISCIPLINES, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
+from helpers import CORES, DISCIPLINES, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
 
 from glan.fake_server import FakeLLM
 
@@ -121,3 +121,18 @@ def test_each_model_gets_its_own_files_within_the_limits(tmp_path):
         files = sum(ceil(FIRST_BUILD[stage] / limit) for stage in ("subjects", "syllabus", "questions"))
         files += ceil(PER_DISCIPLINE["answers"] / limit) + ceil((DISCIPLINES - 1) * PER_DISCIPLINE["answers"] / limit)
         assert len(server.batches_created) == files
+
+
+def test_waiting_jobs_take_no_core_so_two_cores_gather_seven_jobs_into_one_batch(tmp_path):
+    """Snakemake's local executor runs at most cores + 5 jobs at once (its reserve for zero-thread
+    jobs): at --cores 2, 7 waiting jobs a batch, not 2. Raise --cores to gather more."""
+    waiting = CORES + 5
+    disciplines = 2 * waiting
+    many = {"taxonomy": [{"name": "Field", "children": [{"name": f"Discipline {i}"} for i in range(disciplines)]}]}
+    with FakeLLM(batch_seconds=0.3) as server:
+        workflow = batch_workflow(tmp_path, server)
+        workflow.overlay["llm"]["batch"] = {**BATCH, "gather_seconds": 4}  # longer than 7 job processes take to start
+        workflow.write_taxonomy(many)
+        workflow.run("--until", "subjects")
+        assert len(server.batches_created) == disciplines // waiting
+        assert server.lines_billed == disciplines * PER_DISCIPLINE["subjects"]
