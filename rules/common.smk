@@ -45,6 +45,17 @@ CLUSTER = (
     not workflow.is_main_process
     or workflow.global_resources["_nodes"].value is not None
 )
+# Batch mode waits up to a day for the provider and computes nothing: it runs on the submit host,
+# where one stage server gathers every job's requests, never as cluster jobs holding nodes idle.
+if (
+    workflow.is_main_process
+    and CLUSTER
+    and any(llm["mode"] == "batch" for llm in STAGE_LLMS)
+):
+    raise WorkflowError(
+        "llm.mode batch needs no compute nodes: run this build on the submit host without the cluster "
+        "profile (snakemake --cores 8 --configfile ...), or set llm.mode: online for the cluster run"
+    )
 if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
 

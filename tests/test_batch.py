@@ -136,3 +136,10 @@ def test_waiting_jobs_take_no_core_so_two_cores_gather_seven_jobs_into_one_batch
         workflow.run("--until", "subjects")
         assert len(server.batches_created) == disciplines // waiting
         assert server.lines_billed == disciplines * PER_DISCIPLINE["subjects"]
+
+
+def test_batch_mode_refuses_the_cluster_profile_and_says_to_run_on_the_submit_host(workflow):
+    workflow.overlay["llm"]["mode"] = "batch"
+    result = workflow.run("--profile", "profiles/slurm", "-n", check=False)
+    assert result.returncode != 0
+    assert "llm.mode batch needs no compute nodes" in result.stdout + result.stderr
