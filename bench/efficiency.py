@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--disciplines", type=int, nargs="+", help="per shape; default 2 (glan), 16 (small)")
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--cap", type=int, default=64)
-    parser.add_argument("--cores", type=int, default=32, help="jobs at once (they mostly wait on the endpoint)")
+    parser.add_argument("--cores", type=int, default=2, help="as the README runs it (served jobs take no core)")
     args = parser.parse_args()
     sizes = args.disciplines or [DEFAULT_DISCIPLINES[shape] for shape in args.shapes]
     for shape, disciplines in zip(args.shapes, sizes, strict=True):
