@@ -3,6 +3,7 @@
     glan plan      what a build would send (per node and stage), its tokens and cost, and what changed
     glan inspect   the taxonomy as a tree with built counts per node; validates it
     glan review    accept or reject proposed nodes (results/taxonomy/proposed.yaml) into taxonomy.yaml
+    glan batch     export the requests a build would send as a Batch API input file; import its results
 
 Proposals themselves are a Snakemake target: `snakemake --cores 2 results/taxonomy/proposed.yaml`.
 Run from the workflow directory (or pass -d); `--configfile` takes the same overlays as snakemake.
@@ -34,6 +35,21 @@ def cmd_plan(args) -> int:
     else:
         print("\n".join(format_plan(document, all_nodes=args.all)))
     return 0
+
+
+def cmd_batch_export(args) -> int:
+    from glan.cli.batch import export
+
+    print("\n".join(export(args.directory, args.configfile, args.out)))
+    return 0
+
+
+def cmd_batch_import(args) -> int:
+    from glan.cli.batch import import_report, import_results
+
+    imported = import_results(args.directory, args.configfile, args.results)
+    print("\n".join(import_report(imported, args.results)))
+    return 0 if imported.understood else 1
 
 
 def cmd_inspect(args) -> int:
@@ -94,6 +110,17 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.add_argument("--all", action="store_true", help="list nodes with nothing to send too")
     plan.set_defaults(run=cmd_plan)
+
+    batch = commands.add_parser("batch", help="a build's requests through a Batch API engine, offline")
+    steps = batch.add_subparsers(dest="step", required=True)
+    export = steps.add_parser("export", help="write the requests the next build would send, as known now")
+    export.add_argument("out", metavar="OUT.jsonl", help="the Batch API input file (OUT-1.jsonl, ... if it takes more)")
+    _config_args(export)
+    export.set_defaults(run=cmd_batch_export)
+    results = steps.add_parser("import", help="store the replies of Batch API output files in the cache")
+    results.add_argument("results", nargs="+", metavar="RESULTS.jsonl", help="Batch API output (and error) files")
+    _config_args(results)
+    results.set_defaults(run=cmd_batch_import)
 
     inspect = commands.add_parser("inspect", help="the taxonomy as a tree with built counts; validates it")
     _config_args(inspect)

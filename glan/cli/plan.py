@@ -12,6 +12,11 @@ Tokens: the prompt side is measured on the planned requests (about 4 characters 
 reply side is the mean of this stage's cached replies where the cache has some, else half of
 `max_tokens`. Money: tokens times `prices` in the config, per million tokens, per model.
 What changed since the last build is glan.cli.changes; the table is glan.cli.table.
+
+The planner also records the misses whose node has every upstream reply cached (`Planner.missing`):
+those are sent exactly as planned whatever replies come later. (A stage planned from a partial
+artifact is counted as exact above, but a later reply may change it: subjects named alike are kept
+once, the first.) They are what `glan batch export` writes and `glan batch import` matches against.
 """
 
 from __future__ import annotations
@@ -95,6 +100,15 @@ class NodePlan:
         return sum(s.send for s in self.stages.values())
 
 
+@dataclass(frozen=True)
+class Missing:
+    """A request not in the cache whose node has every upstream reply cached: the attempt a build sends next."""
+
+    stage: str
+    key: str
+    request: Request  # at that attempt
+
+
 def fan_out(node: dict, config: dict) -> dict[str, dict[str, int]]:
     """How many requests of each later stage one missing reply of a stage leads to, with the node's overrides."""
 
@@ -124,6 +138,7 @@ class Planner:
         self.cache = CacheView(self.dir / config["cache_dir"])
         self.seen_reply_tokens: dict[str, list[int]] = {stage: [] for stage in STAGES}
         self.seen_prompt_tokens: dict[str, list[int]] = {stage: [] for stage in STAGES}
+        self.missing: list[Missing] = []  # in the order planned; two nodes may plan the same request
 
     def close(self) -> None:
         self.cache.close()
@@ -144,10 +159,13 @@ class Planner:
             missing = 0
             outcomes = []
             for request in job.requests:
-                outcome = lookup(request, self.identities[name], self.cache, max_attempts).outcome
+                found = lookup(request, self.identities[name], self.cache, max_attempts)
+                outcome = found.outcome
                 self.seen_prompt_tokens[name].append(prompt_tokens(request))
                 if outcome is None:
                     missing += 1
+                    if exact:  # every upstream stage of the node is complete
+                        self.missing.append(Missing(name, found.key, found.pending))
                     plan.prompt_tokens += prompt_tokens(request)
                     outcomes.append(Outcome(request=request, key="", reply=None, error="not in the cache"))
                     continue
@@ -192,8 +210,18 @@ class Planner:
                 )
 
 
-def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> dict:
-    """The plan of the selected nodes, as a document (the CLI prints it, tests compare it with a build)."""
+@dataclass
+class Walk:
+    """Every selected node planned against the cache."""
+
+    config: dict
+    records: dict[str, dict]  # every discipline of the taxonomy, selected or not
+    nodes: list[NodePlan]
+    missing: list[Missing]
+
+
+def walk(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> Walk:
+    """Plan the selected nodes (`glan plan`, and the requests `glan batch` exports and imports)."""
     directory = Path(directory)
     config = load_config(directory, configfiles)
     roots = load_taxonomy(directory / config["taxonomy"])
@@ -205,6 +233,13 @@ def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, 
         planner.finish(plans)
     finally:
         planner.close()
+    return Walk(config, records, plans, planner.missing)
+
+
+def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> dict:
+    """The plan of the selected nodes, as a document (the CLI prints it, tests compare it with a build)."""
+    planned = walk(directory, configfiles)
+    plans = planned.nodes
     totals = {stage: StageEstimate() for stage in STAGES}
     unpriced = set()
     for node in plans:
@@ -216,7 +251,7 @@ def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, 
                 unpriced.add(plan.model)
             else:
                 total.cost = (total.cost or 0.0) + plan.cost
-    gone = removed_nodes(directory, records)
+    gone = removed_nodes(Path(directory), planned.records)
     return {
         "nodes": {n.id: {"stages": {s: p.as_dict() for s, p in n.stages.items()}, "changes": n.changes} for n in plans},
         "totals": {s: p.as_dict() for s, p in totals.items()},

@@ -1,0 +1,210 @@
+"""`glan batch export` and `glan batch import`: a build's requests through any Batch API engine, offline.
+
+Export writes the requests the next build would send, as far as they can be known now: the misses of
+each node's first stage not complete in the cache (glan.cli.plan.Planner.missing), one Batch API input
+line each (glan.llm.batch.input_line: custom_id = the attempt's cache key, body = exactly the online
+body), once each. Requests that depend on replies not in the cache yet are not written; they are
+counted, and an export after the import writes them. Only stages with an OpenAI-compatible backend
+(llm.backend openai) are exported. A provider takes one model per file, within its limits
+(`llm.batch.max_requests`, `max_bytes`): when the requests do not fit one file, OUT.jsonl becomes
+OUT-1.jsonl, OUT-2.jsonl, ...
+
+Import reads Batch API output (and error) files, as OpenAI and `vllm run-batch -o` write them, matches
+each line's custom_id against the requests the plan misses now (it plans again, as export does), and
+stores each reply in the cache as the batch mode does (glan.llm.batch.store_line): a reply that fails
+validation is stored as rejected, so the next export or build asks its next attempt. Every line that
+cannot be used is named with its file, line number and why. Then `snakemake` builds from the cache.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from glan.config import stage_llm
+from glan.io import write_bytes_atomic
+from glan.llm.backends.openai_compat import chat_body
+from glan.llm.batch import input_line, store_line
+from glan.llm.cache import Entry, open_cache, prepare_cache
+from glan.stages import STAGES
+
+from .plan import Missing, Walk, walk
+
+REASON_CHARS = 200  # of an error body quoted in a line's reason
+
+
+@dataclass
+class Requests:
+    """The misses a build sends as planned (Planner.missing), once each, by whether a Batch API can answer them."""
+
+    walk: Walk
+    exportable: dict[str, Missing] = field(default_factory=dict)  # key -> the miss, in plan order
+    local: Counter[str] = field(default_factory=Counter)  # stage -> misses whose backend is not openai
+
+    @property
+    def later(self) -> int:
+        """Requests a build would send that depend on replies not in the cache yet."""
+        return sum(plan.send for node in self.walk.nodes for plan in node.stages.values()) - len(self.walk.missing)
+
+    def per_stage(self) -> Counter[str]:
+        return Counter(miss.stage for miss in self.exportable.values())
+
+
+def missing_requests(directory: str | Path, configfiles: list[str]) -> Requests:
+    planned = walk(directory, configfiles)
+    requests = Requests(planned)
+    for miss in planned.missing:
+        if stage_llm(planned.config, miss.stage)["backend"] != "openai":
+            requests.local[miss.stage] += 1
+        else:
+            requests.exportable.setdefault(miss.key, miss)
+    return requests
+
+
+def files(misses: list[Missing], limits: dict) -> list[tuple[str, list[bytes]]]:
+    """(model, input lines) per file: one model per file, each within `llm.batch`'s max_requests and max_bytes."""
+    by_model: dict[str, list[bytes]] = {}
+    for miss in misses:
+        by_model.setdefault(miss.request.model, []).append(input_line(miss.key, chat_body(miss.request)))
+    chunks: list[tuple[str, list[bytes]]] = []
+    for model, lines in by_model.items():
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            if chunk and (len(chunk) >= limits["max_requests"] or size + len(line) > limits["max_bytes"]):
+                chunks.append((model, chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        chunks.append((model, chunk))
+    return chunks or [("", [])]  # nothing to ask: an empty file, so that what uploads OUT finds it
+
+
+def export(directory: str | Path, configfiles: list[str], out: str | Path) -> list[str]:
+    """Write the batch input file (or files); the lines to print."""
+    requests = missing_requests(directory, configfiles)
+    chunks = files(list(requests.exportable.values()), requests.walk.config["llm"]["batch"])
+    out = Path(out)
+    paths = [out.with_name(f"{out.stem}-{n}{out.suffix}") for n in range(1, len(chunks) + 1)] if chunks[1:] else [out]
+    for path, (_, content) in zip(paths, chunks, strict=True):
+        write_bytes_atomic(path, b"".join(content))
+    counts = requests.per_stage()
+    lines = [f"{stage}: {counts[stage]} request(s)" for stage in STAGES]
+    lines += [
+        f"{stage}: {count} request(s) not exportable: the stage's backend is "
+        f"{stage_llm(requests.walk.config, stage)['backend']}, a Batch API file needs llm.backend openai"
+        for stage, count in requests.local.items()
+    ]
+    if len(paths) == 1:
+        lines.append(f"Wrote {len(requests.exportable)} request(s) to {out}.")
+    else:
+        lines.append(
+            f"Wrote {len(requests.exportable)} request(s) in {len(paths)} files (one model per file, "
+            "within llm.batch max_requests and max_bytes):"
+        )
+        lines += [f"  {path}: {len(c)} request(s) of {model}" for path, (model, c) in zip(paths, chunks, strict=True)]
+    if requests.later:
+        lines.append(
+            f"{requests.later} more request(s) depend on replies not in the cache yet: "
+            "import the results, then export again."
+        )
+    return lines
+
+
+@dataclass
+class Imported:
+    stored: Counter[str] = field(default_factory=Counter)  # stage -> valid replies stored
+    rejected: Counter[str] = field(default_factory=Counter)  # stage -> replies stored as rejected
+    already: int = 0  # lines whose key the cache already held before this import
+    unusable: int = 0  # lines that could not be used
+    messages: list[str] = field(default_factory=list)  # per unusable line or rejected reply: FILE:LINE: what
+
+    @property
+    def understood(self) -> bool:
+        return not self.unusable
+
+    def cannot_use(self, where: str, why: str) -> None:
+        self.unusable += 1
+        self.messages.append(f"{where}: {why}")
+
+    def store(self, where: str, stage: str, result: tuple[str, Entry | str]) -> bool:
+        """Count what store_line did with the line at `where`; whether the cache now holds a reply for its key."""
+        key, stored = result
+        if isinstance(stored, str):
+            self.cannot_use(where, f"{key}: {stored[:REASON_CHARS]}" + ("…" if len(stored) > REASON_CHARS else ""))
+            return False
+        if stored.valid:
+            self.stored[stage] += 1
+        else:
+            self.rejected[stage] += 1
+            self.messages.append(f"{where}: {key}: stored as rejected ({stored.error}): asked again next time")
+        return True
+
+
+def import_results(directory: str | Path, configfiles: list[str], results: list[str]) -> Imported:
+    requests = missing_requests(directory, configfiles)
+    bodies = {key: chat_body(miss.request) for key, miss in requests.exportable.items()}
+    config = requests.walk.config
+    cache_dir = Path(directory) / config["cache_dir"]
+    prepare_cache(cache_dir, config["cache_layout"])  # as the Snakefile does: a new cache gets the config's layout
+    imported = Imported()
+    seen: dict[str, str] = {}  # key -> the line that stored its reply
+    with open_cache(cache_dir) as cache:
+        for name in results:
+            with open(name, "rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    if not raw.strip():
+                        continue
+                    where = f"{name}:{number}"
+                    line = _read(imported, where, raw, seen)
+                    if line is None:
+                        continue
+                    key = line["custom_id"]
+                    if key in bodies:
+                        if imported.store(where, requests.exportable[key].stage, store_line(cache, line, bodies)):
+                            seen[key] = where
+                    elif cache.get(key) is not None:
+                        imported.already += 1
+                    else:
+                        imported.cannot_use(
+                            where,
+                            f"unknown custom_id {key}: no request the plan misses has this key "
+                            "(another workflow, config or endpoint?)",
+                        )
+    return imported
+
+
+def _read(imported: Imported, where: str, raw: bytes, seen: dict[str, str]) -> dict | None:
+    """An output line with a custom_id not stored before; None (and why, in `imported`) for any other line."""
+    try:
+        line = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        imported.cannot_use(where, f"not JSON ({error})")
+        return None
+    key = line.get("custom_id") if isinstance(line, dict) else None
+    if not isinstance(key, str) or not key:
+        imported.cannot_use(where, "not a Batch API output line (no custom_id)")
+        return None
+    if key in seen:
+        imported.cannot_use(where, f"custom_id {key} again: {seen[key]} stored its reply")
+        return None
+    return line
+
+
+def import_report(imported: Imported, results: list[str]) -> list[str]:
+    lines = list(imported.messages)
+    stages = [s for s in STAGES if imported.stored[s] or imported.rejected[s]]
+    lines += [f"{s}: {imported.stored[s]} stored, {imported.rejected[s]} rejected as invalid" for s in stages]
+    lines.append(
+        f"{' '.join(results)}: {imported.stored.total()} stored, {imported.rejected.total()} rejected as invalid "
+        f"(the next export or build asks them again), {imported.unusable} unusable"
+        + (f", {imported.already} already in the cache" if imported.already else "")
+        + "."
+    )
+    lines.append(
+        "Then: `glan batch export` for the requests these replies make known, or `snakemake` to build from the cache."
+    )
+    return lines

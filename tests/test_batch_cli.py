@@ -1,0 +1,199 @@
+"""`glan batch export` / `glan batch import` in real processes on a real cache.
+
+Three disciplines at the tiny scale (tests/helpers.py). The batch engine is the test itself: it
+answers each exported line with the loopback server's `reply_to`, as a Batch API output file.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import orjson
+import pytest
+from helpers import (
+    FIRST_BUILD,
+    FIRST_BUILD_TOTAL,
+    SUBJECT_QUERIES,
+    SUBJECTS_PER_DISCIPLINE,
+    Workflow,
+    stage_counts,
+)
+
+from glan.fake_server import FakeLLM
+from glan.stages import STAGES
+
+RESULTS_SUMMARY = "{stored} stored, {rejected} rejected as invalid (the next export or build asks them again), "
+
+
+@pytest.fixture(scope="module")
+def online_build(tmp_path_factory) -> tuple[bytes, list[dict]]:
+    """The dataset of an online build and the bodies it sent."""
+    with FakeLLM() as server:
+        workflow = Workflow(tmp_path_factory.mktemp("online"), server)
+        workflow.run()
+        return workflow.dataset(), list(server.requests)
+
+
+def glan(workflow: Workflow, *args: str, code: int = 0) -> str:
+    """`glan ARGS` in the workflow copy with its overlays; its output, once it exits with `code`."""
+    command = [sys.executable, "-m", "glan.cli", *args, "--configfile", "config/tiny.yaml", "test.yaml"]
+    result = subprocess.run(
+        command, cwd=workflow.dir, env=workflow.environment(), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == code, result.stdout + result.stderr
+    return result.stdout
+
+
+def export(workflow: Workflow) -> tuple[list[dict], str]:
+    output = glan(workflow, "batch", "export", "requests.jsonl")
+    return read_lines(workflow, "requests.jsonl"), output
+
+
+def read_lines(workflow: Workflow, name: str) -> list[dict]:
+    return [orjson.loads(line) for line in workflow.path(name).read_bytes().splitlines()]
+
+
+def output_line(number: int, custom_id: str, status: int, body: dict) -> dict:
+    """A line of a Batch API output (status 200) or error file."""
+    error = None if status == 200 else {"code": "server_error", "message": "The server had an error"}
+    response = {"status_code": status, "request_id": f"req_{number}", "body": body}
+    return {"id": f"batch_req_{number}", "custom_id": custom_id, "response": response, "error": error}
+
+
+def answered(server: FakeLLM, lines: list[dict]) -> list[dict]:
+    """What a batch engine returns for the lines: each body's completion, in reverse order (order is not promised)."""
+    return [output_line(n, line["custom_id"], 200, server.reply_to(line["body"])) for n, line in enumerate(lines)][::-1]
+
+
+def write_results(workflow: Workflow, results: list[dict | bytes], name: str = "results.jsonl") -> None:
+    raw = (r if isinstance(r, bytes) else orjson.dumps(r) for r in results)
+    workflow.path(name).write_bytes(b"".join(line + b"\n" for line in raw))
+
+
+def test_export_answer_import_through_the_four_stages_then_the_build_sends_nothing(workflow, online_build):
+    dataset, online_requests = online_build
+    exported: list[dict] = []
+    known = 0
+    for stage in STAGES:
+        lines, output = export(workflow)
+        bodies = [line["body"] for line in lines]
+        # Each export holds exactly the stage whose upstream replies are all cached now.
+        assert stage_counts(bodies) == {stage: FIRST_BUILD[stage]}, output
+        assert len({line["custom_id"] for line in lines}) == len(lines)
+        assert {(line["method"], line["url"]) for line in lines} == {("POST", "/v1/chat/completions")}
+        assert f"{stage}: {FIRST_BUILD[stage]} request(s)" in output.splitlines()
+        assert f"Wrote {FIRST_BUILD[stage]} request(s) to requests.jsonl." in output
+        known += FIRST_BUILD[stage]
+        later = FIRST_BUILD_TOTAL - known
+        assert (f"{later} more request(s) depend on replies not in the cache yet" in output) == bool(later)
+        exported += lines
+
+        write_results(workflow, answered(workflow.server, lines))
+        output = glan(workflow, "batch", "import", "results.jsonl")
+        assert f"{stage}: {FIRST_BUILD[stage]} stored, 0 rejected as invalid" in output.splitlines()
+        summary = RESULTS_SUMMARY.format(stored=FIRST_BUILD[stage], rejected=0) + "0 unusable."
+        assert f"results.jsonl: {summary}" in output
+
+    lines, output = export(workflow)
+    assert lines == [] and "Wrote 0 request(s)" in output and "depend on replies" not in output
+    # The files held exactly the bodies an online build sends, so every reply is under the key a build looks up.
+    assert sorted(orjson.dumps(line["body"], option=orjson.OPT_SORT_KEYS) for line in exported) == sorted(
+        orjson.dumps(body, option=orjson.OPT_SORT_KEYS) for body in online_requests
+    )
+    workflow.run()
+    assert workflow.server.count == 0, "the build sent a request online"
+    assert workflow.dataset() == dataset
+
+
+def test_import_names_every_line_it_cannot_use_and_an_invalid_reply_is_asked_again(workflow):
+    lines, _ = export(workflow)
+    assert len(lines) == FIRST_BUILD["subjects"]
+    good, failed, invalid, empty = lines[:4]
+    reply = workflow.server.reply_to
+    not_json = reply(invalid["body"])
+    not_json["choices"][0]["message"]["content"] = '{"subjects": ['
+    results = [
+        output_line(1, good["custom_id"], 200, reply(good["body"])),
+        output_line(2, "f" * 64, 200, reply(good["body"])),
+        output_line(3, failed["custom_id"], 500, {"error": {"message": "The server had an error"}}),
+        b"garbage{",
+        output_line(5, invalid["custom_id"], 200, not_json),
+        output_line(6, empty["custom_id"], 200, {"id": "chatcmpl-x", "choices": []}),
+        output_line(7, good["custom_id"], 200, reply(good["body"])),
+        {"id": "batch_req_8", "response": None, "error": {"code": "batch_expired", "message": "expired"}},
+    ]
+    write_results(workflow, results)
+    output = glan(workflow, "batch", "import", "results.jsonl", code=1).splitlines()
+    named = [line for line in output if re.match(r"results\.jsonl:\d+: ", line)]
+    assert [line.split(": ")[0] for line in named] == [f"results.jsonl:{n}" for n in range(2, 9)]
+    assert "unknown custom_id " + "f" * 64 in named[0]
+    assert f"{failed['custom_id']}: status 500" in named[1]
+    assert "not JSON" in named[2]
+    assert f"{invalid['custom_id']}: stored as rejected (" in named[3]
+    assert f"{empty['custom_id']}: a completion without choices" in named[4]
+    assert f"custom_id {good['custom_id']} again: results.jsonl:1 stored its reply" in named[5]
+    assert "not a Batch API output line (no custom_id)" in named[6]
+    assert f"results.jsonl: {RESULTS_SUMMARY.format(stored=1, rejected=1)}6 unusable." in output
+
+    # The next export asks what was not answered (same keys) and the rejected reply's next attempt (a new key).
+    again, _ = export(workflow)
+    keys = [line["custom_id"] for line in again]
+    assert stage_counts([line["body"] for line in again]) == {"subjects": FIRST_BUILD["subjects"] - 1}
+    assert good["custom_id"] not in keys and invalid["custom_id"] not in keys
+    assert failed["custom_id"] in keys and empty["custom_id"] in keys
+    first = {line["custom_id"] for line in lines}
+    (retried,) = [line for line in again if line["custom_id"] not in first]
+    assert retried["body"]["messages"] == invalid["body"]["messages"]
+    assert retried["body"]["seed"] not in {line["body"]["seed"] for line in lines}
+
+    # A reply the cache holds already is understood: importing it again changes nothing and succeeds.
+    write_results(workflow, results[:1])
+    output = glan(workflow, "batch", "import", "results.jsonl")
+    assert f"results.jsonl: {RESULTS_SUMMARY.format(stored=0, rejected=0)}0 unusable, 1 already in the cache." in output
+
+
+def test_a_local_stage_is_not_exported(workflow):
+    workflow.overlay["stages"] = {"subjects": {"llm": {"backend": "local"}}}
+    workflow.overlay["llm"]["local"] = {"model_path": str(workflow.path("no-model.gguf"))}
+    lines, output = export(workflow)
+    assert lines == [] and "subjects: 0 request(s)" in output
+    assert (
+        f"subjects: {FIRST_BUILD['subjects']} request(s) not exportable: the stage's backend is local, "
+        "a Batch API file needs llm.backend openai"
+    ) in output
+
+
+def test_a_file_holds_one_model_within_the_limits_and_import_takes_every_file(workflow):
+    limit = SUBJECTS_PER_DISCIPLINE  # one discipline's syllabi fill a file; the subject queries take two
+    assert FIRST_BUILD["subjects"] - SUBJECT_QUERIES <= limit < FIRST_BUILD["subjects"]
+    workflow.overlay["llm"]["batch"] = {"max_requests": limit}
+    workflow.overlay["stages"] = {"syllabus": {"llm": {"model": "fake-syllabus"}}}
+    output = glan(workflow, "batch", "export", "requests.jsonl")
+    first = [read_lines(workflow, f"requests-{n}.jsonl") for n in (1, 2)]
+    assert [len(file) for file in first] == [limit, FIRST_BUILD["subjects"] - limit]
+    assert f"Wrote {FIRST_BUILD['subjects']} request(s) in 2 files" in output
+    assert f"  requests-1.jsonl: {limit} request(s) of fake-model" in output
+    assert not workflow.path("requests.jsonl").exists()
+
+    # The first discipline's subject queries answered: its syllabi are known, the others' subjects still missing.
+    queries = [line for line in first[0] if line["body"]["messages"] == first[0][0]["body"]["messages"]]
+    assert len(queries) == SUBJECT_QUERIES
+    write_results(workflow, answered(workflow.server, queries))
+    glan(workflow, "batch", "import", "results.jsonl")
+    output = glan(workflow, "batch", "export", "requests.jsonl")
+    files = [read_lines(workflow, f"requests-{n}.jsonl") for n in (1, 2)]
+    # In plan order: the first discipline's syllabi, then the other disciplines' subjects.
+    assert [stage_counts([line["body"] for line in file]) for file in files] == [
+        {"syllabus": SUBJECTS_PER_DISCIPLINE},
+        {"subjects": FIRST_BUILD["subjects"] - len(queries)},
+    ]
+    assert [{line["body"]["model"] for line in file} for file in files] == [{"fake-syllabus"}, {"fake-model"}]
+    assert f"  requests-1.jsonl: {SUBJECTS_PER_DISCIPLINE} request(s) of fake-syllabus" in output
+
+    for n, file in enumerate(files, start=1):
+        write_results(workflow, answered(workflow.server, file), f"results-{n}.jsonl")
+    output = glan(workflow, "batch", "import", "results-1.jsonl", "results-2.jsonl")
+    stored = sum(map(len, files))
+    assert f"results-1.jsonl results-2.jsonl: {RESULTS_SUMMARY.format(stored=stored, rejected=0)}0 unusable." in output
