@@ -1,4 +1,4 @@
-"""`glan batch export` / `glan batch import` in real processes on a real cache.
+"""`glan batch export` / `glan batch import` in real processes on a real cache, and `glan plan`'s batch cost.
 
 Three disciplines at the tiny scale (tests/helpers.py). The batch engine is the test itself: it
 answers each exported line with the loopback server's `reply_to`, as a Batch API output file.
@@ -197,3 +197,51 @@ def test_a_file_holds_one_model_within_the_limits_and_import_takes_every_file(wo
     output = glan(workflow, "batch", "import", "results-1.jsonl", "results-2.jsonl")
     stored = sum(map(len, files))
     assert f"results-1.jsonl results-2.jsonl: {RESULTS_SUMMARY.format(stored=stored, rejected=0)}0 unusable." in output
+
+
+def plan(workflow: Workflow) -> dict:
+    return orjson.loads(glan(workflow, "plan", "--json"))
+
+
+def test_the_plan_prices_the_remaining_requests_online_and_in_batch(workflow):
+    workflow.overlay["prices"] = {
+        "fake-model": {"input_per_mtok": 2.0, "output_per_mtok": 8.0, "batch_input_per_mtok": 1.0},
+        "fake-answers": {"input_per_mtok": 1.0, "output_per_mtok": 4.0},
+    }
+    workflow.overlay["stages"] = {"answers": {"llm": {"model": "fake-answers"}}}
+    # fake-model has one batch price of two: unpriced in batch, as fake-answers is.
+    document = plan(workflow)
+    assert document["batch_unpriced"] == ["fake-answers", "fake-model"] and document["unpriced"] == []
+    assert document["batch_cost"] == 0.0 and document["cost"] > 0
+    assert all(p["batch_cost"] is None for n in document["nodes"].values() for p in n["stages"].values())
+
+    workflow.overlay["prices"]["fake-model"]["batch_output_per_mtok"] = 4.0
+    document = plan(workflow)
+    totals = document["totals"]
+    for stage in ("subjects", "syllabus", "questions"):
+        total = totals[stage]
+        assert total["batch_cost"] == pytest.approx((total["prompt_tokens"] * 1.0 + total["reply_tokens"] * 4.0) / 1e6)
+        assert total["batch_cost"] == pytest.approx(total["cost"] / 2)
+    assert totals["answers"]["batch_cost"] == 0.0 and totals["answers"]["cost"] > 0
+    assert document["batch_unpriced"] == ["fake-answers"] and document["unpriced"] == []
+    assert document["batch_cost"] == pytest.approx(sum(totals[s]["batch_cost"] for s in STAGES))
+    assert document["cost"] == pytest.approx(sum(totals[s]["cost"] for s in STAGES))
+    text = glan(workflow, "plan")
+    assert (
+        f"estimated cost {document['cost']:.4f} online, {document['batch_cost']:.4f} in batch; leaves out models "
+        "without batch prices ['fake-answers'] (add batch_input_per_mtok and batch_output_per_mtok)." in text
+    )
+
+    del workflow.overlay["prices"]
+    document = plan(workflow)
+    assert document["unpriced"] == document["batch_unpriced"] == ["fake-answers", "fake-model"]
+    assert "0.0000 in batch; leaves out unpriced models ['fake-answers', 'fake-model'] (add them to `prices`)." in (
+        glan(workflow, "plan")
+    )
+
+
+def test_nothing_to_send_costs_nothing_in_batch(workflow):
+    workflow.run()
+    document = plan(workflow)
+    assert document["send"] == 0 and document["batch_cost"] == 0.0 and document["batch_unpriced"] == []
+    assert "estimated cost 0.0000 online, 0.0000 in batch." in glan(workflow, "plan")

@@ -10,7 +10,9 @@ marked estimated. A reply stored as rejected moves on to the next attempt, as se
 
 Tokens: the prompt side is measured on the planned requests (about 4 characters a token); the
 reply side is the mean of this stage's cached replies where the cache has some, else half of
-`max_tokens`. Money: tokens times `prices` in the config, per million tokens, per model.
+`max_tokens`. Money: tokens times `prices` in the config, per million tokens, per model, online
+(`cost`) and through the Batch API (`batch_cost`, from `batch_input_per_mtok` / `batch_output_per_mtok`;
+None where a model has none).
 What changed since the last build is glan.cli.changes; the table is glan.cli.table.
 
 The planner also records the misses whose node has every upstream reply cached (`Planner.missing`):
@@ -80,6 +82,7 @@ class StageEstimate:
     prompt_tokens: int = 0
     reply_tokens: int = 0
     cost: float | None = 0.0
+    batch_cost: float | None = 0.0  # the same requests through the Batch API; None: the model has no batch prices
     model: str = ""
     max_tokens: int = 0
     status: str = ""  # up to date | would change | not built | unknown until replies arrive
@@ -193,7 +196,7 @@ class Planner:
             for stage, plan in node.stages.items():
                 if not plan.send:
                     plan.prompt_tokens = plan.reply_tokens = 0
-                    plan.cost = 0.0
+                    plan.cost = plan.batch_cost = 0.0
                     continue
                 seen = self.seen_prompt_tokens[stage]
                 per_prompt = sum(seen) / len(seen) if seen else len(str(self.templates[stage].parts)) / 4 + 100
@@ -201,13 +204,17 @@ class Planner:
                 replies = self.seen_reply_tokens[stage]
                 per_reply = sum(replies) / len(replies) if replies else plan.max_tokens * REPLY_SHARE
                 plan.reply_tokens = round(plan.send * per_reply)
-                price = prices.get(plan.model)
-                plan.cost = (
-                    None
-                    if price is None
-                    else (plan.prompt_tokens * price["input_per_mtok"] + plan.reply_tokens * price["output_per_mtok"])
-                    / 1e6
-                )
+                price = prices.get(plan.model) or {}
+                plan.cost = money(price, "", plan.prompt_tokens, plan.reply_tokens)
+                plan.batch_cost = money(price, "batch_", plan.prompt_tokens, plan.reply_tokens)
+
+
+def money(price: dict, kind: str, prompt: int, reply: int) -> float | None:
+    """Tokens at a model's `prices` entry (`kind` "" online, "batch_" in batch); None where it has no such prices."""
+    rates = (price.get(f"{kind}input_per_mtok"), price.get(f"{kind}output_per_mtok"))
+    if rates[0] is None or rates[1] is None:
+        return None
+    return (prompt * rates[0] + reply * rates[1]) / 1e6
 
 
 @dataclass
@@ -241,23 +248,27 @@ def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, 
     planned = walk(directory, configfiles)
     plans = planned.nodes
     totals = {stage: StageEstimate() for stage in STAGES}
-    unpriced = set()
+    unpriced: dict[str, set[str]] = {"cost": set(), "batch_cost": set()}
     for node in plans:
         for stage, plan in node.stages.items():
             total = totals[stage]
             for key in ("planned", "cached", "send", "estimated", "failed", "prompt_tokens", "reply_tokens"):
                 setattr(total, key, getattr(total, key) + getattr(plan, key))
-            if plan.cost is None:
-                unpriced.add(plan.model)
-            else:
-                total.cost = (total.cost or 0.0) + plan.cost
+            for kind, models in unpriced.items():
+                value = getattr(plan, kind)
+                if value is None:
+                    models.add(plan.model)
+                else:
+                    setattr(total, kind, (getattr(total, kind) or 0.0) + value)
     gone = removed_nodes(Path(directory), planned.records)
     return {
         "nodes": {n.id: {"stages": {s: p.as_dict() for s, p in n.stages.items()}, "changes": n.changes} for n in plans},
         "totals": {s: p.as_dict() for s, p in totals.items()},
         "send": sum(t.send for t in totals.values()),
         "estimated": sum(t.estimated for t in totals.values()),
-        "cost": sum(t.cost for t in totals.values()),
-        "unpriced": sorted(unpriced),
+        "cost": sum(t.cost or 0.0 for t in totals.values()),
+        "unpriced": sorted(unpriced["cost"]),
+        "batch_cost": sum(t.batch_cost or 0.0 for t in totals.values()),  # of the models with batch prices
+        "batch_unpriced": sorted(unpriced["batch_cost"]),  # models that would send and have no batch prices
         "removed": gone,
     }

@@ -34,9 +34,8 @@ def format_plan(document: dict, all_nodes: bool = False) -> list[str]:
         )
     lines.append(
         f"A build would send {document['send']} request(s) ({document['estimated']} estimated: marked ~, they depend "
-        f"on replies not in the cache yet); estimated cost {document['cost']:.4f}"
-        + (f" plus unpriced models {document['unpriced']} (add them to `prices`)" if document["unpriced"] else "")
-        + "."
+        f"on replies not in the cache yet); estimated cost {document['cost']:.4f} online, "
+        f"{document['batch_cost']:.4f} in batch" + unpriced_note(document) + "."
     )
     changed = {i: n["changes"] for i, n in document["nodes"].items() if n["changes"]}
     lines.append("")
@@ -46,3 +45,14 @@ def format_plan(document: dict, all_nodes: bool = False) -> list[str]:
     for node_id in document["removed"]:
         lines.append(f"  - {node_id}: no longer in the taxonomy (its results stay on disk, unused)")
     return lines
+
+
+def unpriced_note(document: dict) -> str:
+    """What the costs leave out: models without prices, and models priced online only."""
+    online_only = [model for model in document["batch_unpriced"] if model not in document["unpriced"]]
+    notes = []
+    if document["unpriced"]:
+        notes.append(f"unpriced models {document['unpriced']} (add them to `prices`)")
+    if online_only:
+        notes.append(f"models without batch prices {online_only} (add batch_input_per_mtok and batch_output_per_mtok)")
+    return "; leaves out " + " and ".join(notes) if notes else ""
