@@ -228,9 +228,9 @@ class Batcher:
                     return
                 await self._collect(journal, batch)
                 return
-        except Exception as error:
+        except Exception as error:  # its waiters fail with the reason; the journal keeps it for a later run
+            self._say(journal, f"stopped: {type(error).__name__}: {error}")
             self._fail(journal, f"{type(error).__name__}: {error}")
-            raise
 
     async def _submit(self, journal: Journal) -> None:
         if journal.creating:  # a run before this one may have created it and died before hearing its id
