@@ -1,4 +1,5 @@
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from glan.config import stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
@@ -75,6 +76,25 @@ onstart:
             raise WorkflowError(str(error))
     if SERVED:
         start_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
+        let_every_job_wait()
+
+
+def let_every_job_wait():
+    """Give Snakemake's local executor a worker for every job of the run. It runs at most cores + 5
+    jobs at once, zero-thread ones included, so at --cores 2 only 7 jobs could wait on the stage
+    server: their requests would go out in waves of 7 jobs (online, the cap would not fill; in batch
+    mode, one batch a wave). A waiting job costs a thread and a small Python process (about 25 MB).
+    The pool makes its threads as jobs need them. With another executor, or a Snakemake whose local
+    executor looks different, the run goes on as before."""
+    executor = getattr(workflow.scheduler, "_executor", None)
+    pool = getattr(executor, "pool", None)
+    if not isinstance(pool, ThreadPoolExecutor) or not isinstance(
+        executor.workers, int
+    ):
+        return
+    executor.workers += len(workflow.dag)
+    executor.pool = ThreadPoolExecutor(max_workers=executor.workers)
+    pool.shutdown(wait=False)
 
 
 def stage_threads(stage):
@@ -90,7 +110,8 @@ def llm_slots(stage):
 
     def slots(wildcards, input):
         if not CLUSTER:
-            return 1
+            # the stage server holds the cap for the jobs it runs; an embedded model runs one at a time
+            return 0 if stage_threads(stage) == 0 else 1
         # A job grouped with its upstream (profiles/slurm) is submitted before that upstream
         # exists: its share is unknown, so the group claims the whole cap.
         if not os.path.exists(input.upstream):

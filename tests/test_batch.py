@@ -14,7 +14,7 @@ from collections.abc import Callable
 from math import ceil
 
 import pytest
-from helpers import CORES, DISCIPLINES, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
+from helpers import DISCIPLINES, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
 
 from glan.fake_server import FakeLLM
 
@@ -123,19 +123,33 @@ def test_each_model_gets_its_own_files_within_the_limits(tmp_path):
         assert len(server.batches_created) == files
 
 
-def test_waiting_jobs_take_no_core_so_two_cores_gather_seven_jobs_into_one_batch(tmp_path):
-    """Snakemake's local executor runs at most cores + 5 jobs at once (its reserve for zero-thread
-    jobs): at --cores 2, 7 waiting jobs a batch, not 2. Raise --cores to gather more."""
-    waiting = CORES + 5
-    disciplines = 2 * waiting
-    many = {"taxonomy": [{"name": "Field", "children": [{"name": f"Discipline {i}"} for i in range(disciplines)]}]}
+def many_disciplines(count: int) -> dict:
+    return {"taxonomy": [{"name": "Field", "children": [{"name": f"Discipline {i}"} for i in range(count)]}]}
+
+
+WAITING = 50  # disciplines whose jobs all wait on the stage server at once, at --cores 2
+
+
+def test_at_two_cores_the_subjects_of_fifty_disciplines_go_out_in_one_batch(tmp_path):
+    """Waiting jobs take no core and no slot of Snakemake's executor: not 25 waves of 2, nor 7 of 7."""
     with FakeLLM(batch_seconds=0.3) as server:
         workflow = batch_workflow(tmp_path, server)
-        workflow.overlay["llm"]["batch"] = {**BATCH, "gather_seconds": 4}  # longer than 7 job processes take to start
-        workflow.write_taxonomy(many)
+        workflow.overlay["llm"]["batch"] = {**BATCH, "gather_seconds": 5}  # longer than 50 job processes take to start
+        workflow.write_taxonomy(many_disciplines(WAITING))
         workflow.run("--until", "subjects")
-        assert len(server.batches_created) == disciplines // waiting
-        assert server.lines_billed == disciplines * PER_DISCIPLINE["subjects"]
+        assert len(server.batches_created) == 1
+        assert server.lines_billed == WAITING * PER_DISCIPLINE["subjects"]
+
+
+def test_at_two_cores_online_requests_of_fifty_waiting_jobs_fill_the_cap(tmp_path):
+    cap = WAITING * PER_DISCIPLINE["subjects"] // 2  # more than 7 jobs' requests
+    with FakeLLM(latency=4) as server:  # replies outlast the start of 50 job processes
+        workflow = Workflow(tmp_path, server)
+        workflow.overlay["llm"]["concurrency"] = cap
+        workflow.write_taxonomy(many_disciplines(WAITING))
+        workflow.run("--until", "subjects")
+        assert server.count == WAITING * PER_DISCIPLINE["subjects"]
+        assert server.max_in_flight == cap
 
 
 def test_batch_mode_refuses_the_cluster_profile_and_says_to_run_on_the_submit_host(workflow):

@@ -109,6 +109,8 @@ def job_share(settings: dict) -> Limiter:
     """The limiter of a job sending on its own (on a cluster): its granted `llm_slots` of the cap, and
     that share of the per-minute budgets."""
     cap = settings["concurrency"]
-    slots = settings.get("slots", cap)  # the job's llm_slots; a send outside a stage job takes the whole cap
+    # the job's llm_slots (0 for a job the unreachable stage server would have run: it sends alone,
+    # one at a time); a send outside a stage job takes the whole cap
+    slots = max(1, settings.get("slots", cap))
     budgets = {k: v * slots / cap for k, v in settings["rate_limits"].items() if v}
     return Limiter(slots, **budgets)
