@@ -1,12 +1,14 @@
 """Atomic file writes: a crash leaves either the old file or the new one, never half of one.
+A written file gets the mode a plain open() would give it (0644 under umask 022), so a collaborator,
+a training job under another account or a web server can read the dataset in a shared directory.
 JSONL is read and written a record at a time, so whole-dataset steps need no memory for the dataset."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +24,7 @@ def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A temp file beside `path`, written as the caller goes and renamed onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -32,6 +34,17 @@ def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new hidden file beside `path`, created with mode 0666 as open() does, so the kernel applies the umask
+    (and a directory's default ACL). tempfile.mkstemp creates 0600, and that mode would survive the rename."""
+    while True:
+        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp"))
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
