@@ -328,11 +328,41 @@ def write_node_files(nodes: list[Node], directory: str | Path, filename: str = "
     return ids
 
 
-def select(ids: list[str], prefixes: list[str], source: str = "config") -> list[str]:
-    """The discipline ids under any of `prefixes` (node ids: a field, a sub-field or a discipline); all if none."""
-    if not prefixes:
+def select(ids: list[str], chosen: list[str] | dict, source: str = "config") -> list[str]:
+    """The discipline ids `select` picks: those under any listed node id (a field, a sub-field or a
+    discipline; all if none), or with `{spread: n}` n disciplines spread over the fields (`spread`)."""
+    if isinstance(chosen, dict):
+        return spread(ids, chosen["spread"])
+    if not chosen:
         return ids
-    unknown = [p for p in prefixes if not any(i == p or i.startswith(p + "/") for i in ids)]
+    unknown = [p for p in chosen if not any(i == p or i.startswith(p + "/") for i in ids)]
     if unknown:
-        raise TaxonomyError(f"{source}: `select` names {unknown}, which match no node of the taxonomy")
-    return [i for i in ids if any(i == p or i.startswith(p + "/") for p in prefixes)]
+        raise TaxonomyError(
+            f"{source}: `select` names {unknown}, which match no node of the taxonomy; list ids of its nodes "
+            "(`glan inspect` prints them), or build a sample of any taxonomy with `select: {spread: 4}`, "
+            "or all of it with `select: []`"
+        )
+    return [i for i in ids if any(i == p or i.startswith(p + "/") for p in chosen)]
+
+
+def spread(ids: list[str], count: int) -> list[str]:
+    """`count` disciplines spread over the taxonomy: the disciplines taken in turn from each field, and
+    within a field in turn from each sub-field (the first of the first sub-field of every field, then
+    the first of every field's second sub-field, ...). It names no node, so it suits any taxonomy: the
+    default config's `select` is this, and a first run on one's own taxonomy.yaml builds a sample of
+    it. Returned in taxonomy order."""
+    tree: dict = {}
+    for i in ids:
+        branch = tree
+        for part in i.split("/"):
+            branch = branch.setdefault(part, {})
+        branch[""] = i
+
+    def in_turn(branch: dict) -> list[str]:
+        if "" in branch:
+            return [branch[""]]
+        orders = [in_turn(child) for child in branch.values()]
+        return [order[rank] for rank in range(max(map(len, orders))) for order in orders if rank < len(order)]
+
+    picked = set(in_turn(tree)[:count]) if tree else set()
+    return [i for i in ids if i in picked]
