@@ -129,7 +129,7 @@ def test_import_names_every_line_it_cannot_use_and_an_invalid_reply_is_asked_aga
     named = [line for line in output if re.match(r"results\.jsonl:\d+: ", line)]
     assert [line.split(": ")[0] for line in named] == [f"results.jsonl:{n}" for n in range(2, 9)]
     assert "unknown custom_id " + "f" * 64 in named[0]
-    assert f"{failed['custom_id']}: status 500" in named[1]
+    assert f"{failed['custom_id']}: status 500: server_error: The server had an error" in named[1]
     assert "not JSON" in named[2]
     assert f"{invalid['custom_id']}: stored as rejected (" in named[3]
     assert f"{empty['custom_id']}: a completion without choices" in named[4]
@@ -168,6 +168,7 @@ def test_a_local_stage_is_not_exported(workflow):
 def test_a_file_holds_one_model_within_the_limits_and_import_takes_every_file(workflow):
     limit = SUBJECTS_PER_DISCIPLINE  # one discipline's syllabi fill a file; the subject queries take two
     assert FIRST_BUILD["subjects"] - SUBJECT_QUERIES <= limit < FIRST_BUILD["subjects"]
+    export(workflow)  # one file, before the limit: the next export replaces it
     workflow.overlay["llm"]["batch"] = {"max_requests": limit}
     workflow.overlay["stages"] = {"syllabus": {"llm": {"model": "fake-syllabus"}}}
     output = glan(workflow, "batch", "export", "requests.jsonl")
@@ -175,7 +176,7 @@ def test_a_file_holds_one_model_within_the_limits_and_import_takes_every_file(wo
     assert [len(file) for file in first] == [limit, FIRST_BUILD["subjects"] - limit]
     assert f"Wrote {FIRST_BUILD['subjects']} request(s) in 2 files" in output
     assert f"  requests-1.jsonl: {limit} request(s) of fake-model" in output
-    assert not workflow.path("requests.jsonl").exists()
+    assert not workflow.path("requests.jsonl").exists() and "Removed the earlier export's requests.jsonl." in output
 
     # The first discipline's subject queries answered: its syllabi are known, the others' subjects still missing.
     queries = [line for line in first[0] if line["body"]["messages"] == first[0][0]["body"]["messages"]]

@@ -8,11 +8,14 @@ reason; `token_limit_exceeded` holds the file and tries it again.
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 
 import pytest
 from helpers import DEFAULTS
 
 from glan.fake_server import FakeLLM
+from glan.llm.backends.openai_compat import chat_body
+from glan.llm.batch import BYTES_PER_TOKEN, input_line
 from glan.llm.limits import job_share
 from glan.llm.request import Request
 from glan.llm.retry import EndpointError
@@ -93,3 +96,23 @@ def test_the_enqueued_token_limit_holds_the_file_and_tries_it_again(tmp_path, mo
         assert len(server.batches_created) == 3  # two refused, then the same file accepted
         assert server.files_uploaded == 1
         assert server.lines_billed == len(REQUESTS)
+
+
+def test_max_enqueued_tokens_cuts_files_to_fit_and_holds_each_until_the_model_has_room(tmp_path, monkeypatch):
+    line = input_line(REQUESTS[0].key("fake"), chat_body(REQUESTS[0]))
+    limit = 3 * len(line) // BYTES_PER_TOKEN + 1  # three lines' tokens, as batch mode estimates them
+    with FakeLLM(batch_seconds=0.3) as server:
+        send_in_batch(server, tmp_path, monkeypatch, max_enqueued_tokens=limit)
+        batches = sorted((server._batches[id] for id in server.batches_created), key=lambda b: b.created)
+        assert [len(b.custom_ids) for b in batches] == [3, 3, 3, 1]
+        for earlier, later in pairwise(batches):
+            assert later.created >= earlier.at(1.0), "a file went out while another filled the limit"
+        assert server.lines_billed == len(REQUESTS)
+
+
+def test_stages_on_one_endpoint_share_one_client_whatever_their_mode_or_attempts():
+    sender = Sender(job_share(batch_settings()))
+    batch = batch_settings()
+    online = {**batch, "mode": "online", "max_attempts": 5, "slots": 3}
+    assert sender.backend(online) is sender.backend(batch)
+    assert sender.backend({**batch, "endpoint": "another"}) is not sender.backend(batch)

@@ -18,6 +18,7 @@ cannot be used is named with its file, line number and why. Then `snakemake` bui
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ import orjson
 from glan.config import stage_llm
 from glan.io import write_bytes_atomic
 from glan.llm.backends.openai_compat import chat_body
-from glan.llm.batch import input_line, store_line
+from glan.llm.batch import FileLimits, input_line, store_line
 from glan.llm.cache import Entry, open_cache, prepare_cache
 from glan.stages import STAGES
 
@@ -65,22 +66,22 @@ def missing_requests(directory: str | Path, configfiles: list[str]) -> Requests:
 
 
 def files(misses: list[Missing], limits: dict) -> list[tuple[str, list[bytes]]]:
-    """(model, input lines) per file: one model per file, each within `llm.batch`'s max_requests and max_bytes."""
-    by_model: dict[str, list[bytes]] = {}
+    """(model, input lines) per file: one model per file, each within `llm.batch`'s limits, as batch mode cuts them."""
+    by_model: dict[str, list[tuple[str, bytes]]] = {}
     for miss in misses:
-        by_model.setdefault(miss.request.model, []).append(input_line(miss.key, chat_body(miss.request)))
-    chunks: list[tuple[str, list[bytes]]] = []
-    for model, lines in by_model.items():
-        chunk: list[bytes] = []
-        size = 0
-        for line in lines:
-            if chunk and (len(chunk) >= limits["max_requests"] or size + len(line) > limits["max_bytes"]):
-                chunks.append((model, chunk))
-                chunk, size = [], 0
-            chunk.append(line)
-            size += len(line)
-        chunks.append((model, chunk))
+        by_model.setdefault(miss.request.model, []).append((miss.key, input_line(miss.key, chat_body(miss.request))))
+    chunks = [
+        (model, [line for _, line in chunk])
+        for model, lines in by_model.items()
+        for chunk in FileLimits.of(limits).files(lines)
+    ]
     return chunks or [("", [])]  # nothing to ask: an empty file, so that what uploads OUT finds it
+
+
+def numbered(out: Path) -> list[Path]:
+    """OUT-1.jsonl, OUT-2.jsonl, ... as an earlier export left them."""
+    pattern = re.compile(re.escape(out.stem) + r"-\d+" + re.escape(out.suffix))
+    return sorted(p for p in out.parent.glob(f"{out.stem}-*{out.suffix}") if pattern.fullmatch(p.name))
 
 
 def export(directory: str | Path, configfiles: list[str], out: str | Path) -> list[str]:
@@ -89,8 +90,11 @@ def export(directory: str | Path, configfiles: list[str], out: str | Path) -> li
     chunks = files(list(requests.exportable.values()), requests.walk.config["llm"]["batch"])
     out = Path(out)
     paths = [out.with_name(f"{out.stem}-{n}{out.suffix}") for n in range(1, len(chunks) + 1)] if chunks[1:] else [out]
+    stale = [p for p in [out, *numbered(out)] if p.exists() and p not in paths]
     for path, (_, content) in zip(paths, chunks, strict=True):
         write_bytes_atomic(path, b"".join(content))
+    for path in stale:  # an earlier export's files: uploaded again, they would ask what is cached or not asked now
+        path.unlink()
     counts = requests.per_stage()
     lines = [f"{stage}: {counts[stage]} request(s)" for stage in STAGES]
     lines += [
@@ -106,6 +110,8 @@ def export(directory: str | Path, configfiles: list[str], out: str | Path) -> li
             "within llm.batch max_requests and max_bytes):"
         )
         lines += [f"  {path}: {len(c)} request(s) of {model}" for path, (model, c) in zip(paths, chunks, strict=True)]
+    if stale:
+        lines.append(f"Removed the earlier export's {', '.join(map(str, stale))}.")
     if requests.later:
         lines.append(
             f"{requests.later} more request(s) depend on replies not in the cache yet: "

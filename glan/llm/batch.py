@@ -25,6 +25,7 @@ import hashlib
 import logging
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,39 @@ from glan.llm.validate import reply_error
 ENDPOINT = "/v1/chat/completions"
 METADATA_KEY = "glan_input_sha256"
 TERMINAL = {"completed", "expired", "cancelled", "failed"}
+BYTES_PER_TOKEN = 4  # of an input line, to keep under llm.batch.max_enqueued_tokens: JSON and roles make it high
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """What one input file may hold (`llm.batch`): max_requests lines and max_bytes bytes, and, with
+    max_enqueued_tokens set, no more tokens than the provider lets a model have enqueued."""
+
+    max_requests: int
+    max_bytes: int
+    max_enqueued_tokens: int | None = None
+
+    @classmethod
+    def of(cls, batch: dict) -> FileLimits:
+        tokens = batch.get("max_enqueued_tokens")
+        max_bytes = batch["max_bytes"] if tokens is None else min(batch["max_bytes"], tokens * BYTES_PER_TOKEN)
+        return cls(batch["max_requests"], max_bytes, tokens)
+
+    def full(self, lines: int, size: int) -> bool:
+        return lines >= self.max_requests or size >= self.max_bytes
+
+    def files(self, lines: Iterable[tuple[str, bytes]]) -> Iterator[list[tuple[str, bytes]]]:
+        """Consecutive files of (key, line), each within the limits (a line alone may exceed max_bytes)."""
+        chunk: list[tuple[str, bytes]] = []
+        size = 0
+        for key, line in lines:
+            if chunk and (len(chunk) >= self.max_requests or size + len(line) > self.max_bytes):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append((key, line))
+            size += len(line)
+        if chunk:
+            yield chunk
 
 
 def input_line(key: str, body: dict) -> bytes:
@@ -61,7 +95,7 @@ def store_line(cache: ReplyCache, line: dict, bodies: dict[str, dict]) -> tuple[
     if key not in bodies:
         return key, "unknown custom_id: not a request of this file"
     if line.get("error") or response.get("status_code") != 200:
-        return key, f"status {response.get('status_code')}: {line.get('error') or response.get('body')}"
+        return key, f"status {response.get('status_code')}: {_line_error(line.get('error') or response.get('body'))}"
     reply = reply_of(response.get("body") or {})
     if reply is None:
         return key, "a completion without choices"
@@ -82,6 +116,7 @@ class Journal:
     path: Path
     sha256: str
     keys: list[str]
+    model: str = ""  # journals written before it was recorded have none
     file_id: str | None = None
     creating: bool = False
     batch_id: str | None = None
@@ -94,7 +129,7 @@ class Journal:
         return self.path.with_suffix(".jsonl")
 
     def save(self) -> None:
-        fields = ("sha256", "keys", "file_id", "creating", "batch_id", "done", "state")
+        fields = ("sha256", "keys", "model", "file_id", "creating", "batch_id", "done", "state")
         write_json(self.path, {name: getattr(self, name) for name in fields})
 
     @classmethod
@@ -113,12 +148,14 @@ class Batcher:
         self.cache = cache
         self.folder = Path(cache_dir) / "batches"
         self.batch = settings["batch"]
+        self.limits = FileLimits.of(self.batch)
         self.max_attempts = settings["max_attempts"]
         self.waiting: dict[str, list[Waiter]] = {}
         self.queue: dict[str, dict[str, bytes]] = {}  # model -> the next file's lines, by key
         self.failures: dict[str, int] = {}
         self.open: dict[str, Journal] = {}  # key -> the unfinished journal entry it is in
         self.runs: dict[str, asyncio.Task] = {}  # sha256 -> the task that sees its batch through
+        self.enqueued: dict[str, tuple[str, int]] = {}  # sha256 -> (model, tokens) of batches created, not ended
         self.last_arrival = 0.0
         self.gatherer: asyncio.Task | None = None
         self.loaded = False
@@ -165,31 +202,23 @@ class Batcher:
         while any(self.queue.values()):
             idle = time.monotonic() - self.last_arrival
             for model, queued in list(self.queue.items()):
-                full = (
-                    len(queued) >= self.batch["max_requests"]
-                    or sum(map(len, queued.values())) >= self.batch["max_bytes"]
-                )
+                full = self.limits.full(len(queued), sum(map(len, queued.values())))
                 if queued and (full or idle >= self.batch["gather_seconds"]):
-                    self._cut(queued)
+                    self._cut(model, queued)
                 if not queued:
                     del self.queue[model]
             if any(self.queue.values()):
                 await asyncio.sleep(max(0.0, self.batch["gather_seconds"] - (time.monotonic() - self.last_arrival)))
 
-    def _cut(self, queue: dict[str, bytes]) -> None:
+    def _cut(self, model: str, queue: dict[str, bytes]) -> None:
         """Take one file's worth of a model's queue, journal it, and start seeing its batch through."""
-        lines: list[tuple[str, bytes]] = []
-        size = 0
-        for key, line in list(queue.items()):
-            if lines and (len(lines) >= self.batch["max_requests"] or size + len(line) > self.batch["max_bytes"]):
-                break
-            lines.append((key, line))
-            size += len(line)
+        lines = next(self.limits.files(list(queue.items())))
+        for key, _ in lines:
             del queue[key]
         content = b"".join(line for _, line in lines)
         sha = hashlib.sha256(content).hexdigest()
         self.folder.mkdir(parents=True, exist_ok=True)
-        journal = Journal(path=self.folder / f"{sha}.json", sha256=sha, keys=[key for key, _ in lines])
+        journal = Journal(path=self.folder / f"{sha}.json", sha256=sha, keys=[key for key, _ in lines], model=model)
         write_bytes_atomic(journal.input, content)
         journal.save()  # the keys are journalled before anything goes out
         self.open.update(dict.fromkeys(journal.keys, journal))
@@ -214,13 +243,16 @@ class Batcher:
         try:
             while True:
                 if journal.batch_id is None:
+                    await self._room_for(journal)
                     await self._submit(journal)
+                self.enqueued[journal.sha256] = (journal.model, self._tokens(journal))
                 batch = await self._poll(journal)
                 if batch.status == "failed":
                     if _token_limit(batch):
                         self._say(journal, "token_limit_exceeded: the file is held and tried again later")
                         journal.batch_id, journal.creating = None, False
                         journal.save()
+                        self.enqueued.pop(journal.sha256, None)
                         await asyncio.sleep(self.batch["poll_seconds"])
                         continue
                     self._fail(journal, f"the batch failed validation: {_errors(batch)}")
@@ -231,6 +263,29 @@ class Batcher:
         except Exception as error:  # its waiters fail with the reason; the journal keeps it for a later run
             self._say(journal, f"stopped: {type(error).__name__}: {error}")
             self._fail(journal, f"{type(error).__name__}: {error}")
+        finally:
+            self.enqueued.pop(journal.sha256, None)
+
+    def _tokens(self, journal: Journal) -> int:
+        return journal.input.stat().st_size // BYTES_PER_TOKEN
+
+    async def _room_for(self, journal: Journal) -> None:
+        """Hold the file while the model's batches in progress leave it no room under max_enqueued_tokens."""
+        limit = self.limits.max_enqueued_tokens
+        if limit is None:
+            return
+        tokens = self._tokens(journal)
+
+        def enqueued() -> int:
+            return sum(n for model, n in self.enqueued.values() if model == journal.model)
+
+        if enqueued() and enqueued() + tokens > limit:
+            self._say(
+                journal, f"held: about {tokens:,} tokens, {enqueued():,} enqueued of max_enqueued_tokens {limit:,}"
+            )
+            while enqueued() and enqueued() + tokens > limit:
+                await asyncio.sleep(self.batch["poll_seconds"])
+        self.enqueued[journal.sha256] = (journal.model, tokens)  # claimed before the next held file looks
 
     async def _submit(self, journal: Journal) -> None:
         if journal.creating:  # a run before this one may have created it and died before hearing its id
@@ -293,8 +348,8 @@ class Batcher:
                 else:
                     self._retry(key, bodies, stored)
         for key in journal.keys:
-            if key not in answered:  # expired or cancelled before it was done: into a later batch
-                self._retry(key, bodies, f"not done when the batch ended ({batch.status})", count=False)
+            if key not in answered:  # expired or cancelled before it was done: into a later batch, as an attempt
+                self._retry(key, bodies, f"not done when the batch ended ({batch.status})")
         self._close(journal)
 
     def _close(self, journal: Journal) -> None:
@@ -309,10 +364,10 @@ class Batcher:
             if not waiter.future.done():
                 waiter.future.set_result(entry)
 
-    def _retry(self, key: str, bodies: dict[str, dict], reason: str, count: bool = True) -> None:
+    def _retry(self, key: str, bodies: dict[str, dict], reason: str) -> None:
         if key not in self.waiting:
             return
-        self.failures[key] = self.failures.get(key, 0) + count
+        self.failures[key] = self.failures.get(key, 0) + 1
         if self.failures[key] >= self.max_attempts:
             for waiter in self.waiting[key]:
                 if not waiter.future.done():
@@ -333,6 +388,16 @@ class Batcher:
             for waiter in self.waiting.get(key, []):
                 if not waiter.future.done():
                     waiter.future.set_exception(EndpointError(reason))
+
+
+def _line_error(error) -> str:
+    """The provider's words for a failed line: `{"code", "message"}`, or an error body `{"error": {...}}`."""
+    if isinstance(error, dict):
+        inner = error.get("error", error)
+        if isinstance(inner, dict) and inner.get("message"):
+            return ": ".join(str(part) for part in (inner.get("code"), inner["message"]) if part)
+        return orjson.dumps(error).decode()
+    return str(error)
 
 
 def _errors(batch) -> str:

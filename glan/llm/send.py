@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from glan.llm.backends import Backend, make_backend
+from glan.llm.backends import Backend, connection, make_backend
 from glan.llm.batch import Batcher
 from glan.llm.cache import Entry, ReplyCache, open_cache
 from glan.llm.limits import Limiter, job_share
@@ -140,9 +140,9 @@ class Sender:
         self._batchers: dict[tuple[str, str], Batcher] = {}
 
     def backend(self, settings: dict) -> Backend:
-        key = canonical_json({k: v for k, v in settings.items() if k != "slots"})
+        key = canonical_json(connection(settings))
         if key not in self._backends:
-            self._backends[key] = make_backend(settings)
+            self._backends[key] = make_backend(connection(settings))
         return self._backends[key]
 
     def cache(self, directory: str) -> ReplyCache:

@@ -25,6 +25,15 @@ BACKENDS = {
 }
 
 
+# The `llm` settings a backend is made from; stages that agree on them share one backend (one
+# connection pool, one loaded model), whatever their mode, attempts or sampling.
+CONNECTION_SETTINGS = ("backend", "endpoint", "timeout", "local")
+
+
+def connection(settings: dict) -> dict:
+    return {k: settings[k] for k in CONNECTION_SETTINGS if k in settings}
+
+
 def make_backend(settings: dict) -> Backend:
     name = settings["backend"]
     if name not in BACKENDS:
