@@ -17,6 +17,7 @@ include: "rules/subjects.smk"
 include: "rules/syllabus.smk"
 include: "rules/questions.smk"
 include: "rules/answers.smk"
+include: "rules/judge.smk"
 include: "rules/dataset.smk"
 include: "rules/taxonomy.smk"
 include: "rules/clean.smk"
@@ -29,3 +30,4 @@ rule all:
         "results/dataset.jsonl",
         rules.export.output,
         rules.plots.output,
+        rules.judge_scores.output if JUDGE else [],

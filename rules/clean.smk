@@ -1,9 +1,30 @@
 from glan.config import config_slice
 
 
-rule dedup:
+# With the judge on, records graded below clean.judge's minimums go first: a low-scored first copy
+# of a question must not make dedup drop a later, better one.
+rule judge_filter:
     input:
         "results/dataset.jsonl",
+    output:
+        kept="results/clean/graded.jsonl",
+        removed="results/clean/low_scores.jsonl",
+        report="results/clean/judge.json",
+    log:
+        "logs/clean/judge_filter.log",
+    benchmark:
+        "benchmarks/clean/judge_filter.tsv"
+    conda:
+        "../envs/glan.yaml"
+    params:
+        settings=config_slice(config, "clean", "judge"),
+    script:
+        "../scripts/judge_filter.py"
+
+
+rule dedup:
+    input:
+        rules.judge_filter.output.kept if JUDGE else "results/dataset.jsonl",
     output:
         kept="results/clean/deduplicated.jsonl",
         removed="results/clean/duplicates.jsonl",

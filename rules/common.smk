@@ -8,7 +8,7 @@ from glan.prompts import PromptError
 from glan.runtime.job import served
 from glan.runtime.run import check_prompts, planned_requests
 from glan.runtime.server import start_for_run
-from glan.stages import STAGES
+from glan.stages import STAGES, active
 from glan.taxonomy import TaxonomyError, load_taxonomy, select, write_node_files
 
 NODE_FILES = "results/nodes"
@@ -33,7 +33,7 @@ try:
 except (TaxonomyError, PromptError, CacheLayoutError) as error:
     raise WorkflowError(str(error))
 
-STAGE_LLMS = [stage_llm(config, stage) for stage in STAGES]
+STAGE_LLMS = [stage_llm(config, stage) for stage in active(config)]
 
 # Requests in flight for the whole run stay under llm.concurrency, however many jobs run at once.
 # Locally, one stage server (glan/runtime/server.py), started once there are jobs to run, runs

@@ -1,6 +1,6 @@
 rule dataset:
     input:
-        expand(node_file(STAGES["answers"].output), node=NODES),
+        expand(node_file(STAGES["judge" if JUDGE else "answers"].output), node=NODES),
     output:
         "results/dataset.jsonl",
     log:

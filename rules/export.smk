@@ -4,6 +4,7 @@ rule export:
         duplicates="results/clean/duplicates.jsonl",
         contamination="results/clean/contamination.json",
         accounting="results/report/accounting.json",
+        judge=rules.judge_filter.output.report if JUDGE else [],
         taxonomy=config["taxonomy"],
     output:
         train="results/export/train.jsonl",

@@ -1,4 +1,4 @@
-from glan.stages import STAGE_NAMES
+from glan.stages import active
 
 
 rule accounting:
@@ -27,8 +27,10 @@ rule plots:
         duplicates="results/clean/duplicates.jsonl",
         contamination="results/clean/contamination.json",
         accounting="results/report/accounting.json",
+        # the judge filter's scores and removals, with the judge on
+        judge=rules.judge_filter.output.report if JUDGE else [],
         # each stage job's log ends with its send counters (planned, cached, sent, rejected): the cache hit rate
-        logs=expand("logs/{node}/{stage}.log", node=NODES, stage=STAGE_NAMES),
+        logs=expand("logs/{node}/{stage}.log", node=NODES, stage=active(config)),
     output:
         stats="results/report/stats.json",
         summary=report(
@@ -81,3 +83,23 @@ rule plots:
         "../envs/glan.yaml"
     script:
         "../scripts/plots.py"
+
+
+rule judge_scores:
+    input:
+        rules.plots.output.stats,
+    output:
+        report(
+            "results/report/judge_scores.png",
+            caption="../report/judge.rst",
+            category="3. Cleaning",
+            labels={"plot": "Judge scores"},
+        ),
+    log:
+        "logs/report/judge_scores.log",
+    benchmark:
+        "benchmarks/report/judge_scores.tsv"
+    conda:
+        "../envs/glan.yaml"
+    script:
+        "../scripts/judge_scores.py"

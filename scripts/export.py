@@ -27,6 +27,7 @@ facts = {
     "duplicates": Counter(d["reason"] for d in iter_jsonl(snakemake.input.duplicates)),
     "contamination": read_json(snakemake.input.contamination),
     "accounting": read_json(snakemake.input.accounting),
+    **({"judge": read_json(snakemake.input.judge)} if snakemake.input.judge else {}),
 }
 paths = {name: getattr(snakemake.output, name) for name in snakemake.output.keys()}
 tally = write_exports(iter_jsonl(snakemake.input.dataset), found, facts, settings, paths)

@@ -20,6 +20,7 @@ summary = summarise(
     contamination=read_json(inputs.contamination),
     accounting=read_json(inputs.accounting),
     run=run_stats(list(inputs.logs)),
+    judge=read_json(inputs.judge) if inputs.judge else None,
 )
 write_json(outputs.stats, summary)
 summary_html(summary, outputs.summary)

@@ -84,7 +84,7 @@ def all_disciplines(*stages: str) -> dict[str, int]:
 
 def stage_counts(requests: list[dict]) -> Counter:
     """The requests a server received, counted by stage (told apart by the reply schema they ask for)."""
-    names = {"subjects": "subjects", "syllabus": "syllabus", "question": "questions"}
+    names = {"subjects": "subjects", "syllabus": "syllabus", "question": "questions", "judge": "judge"}
     counts = Counter()
     for body in requests:
         schema = (body.get("response_format") or {}).get("json_schema")

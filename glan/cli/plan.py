@@ -36,7 +36,7 @@ from glan.llm.lookup import Outcome, lookup
 from glan.llm.request import Request, canonical_json
 from glan.prompts import Template
 from glan.runtime.run import JobPlan
-from glan.stages import STAGES
+from glan.stages import active
 from glan.stages.contract import customise
 from glan.taxonomy import leaves, load_taxonomy, select
 
@@ -120,11 +120,13 @@ def fan_out(node: dict, config: dict) -> dict[str, dict[str, int]]:
 
     subjects = len(node["subjects"]) if "subjects" in node else own("subjects", "per_query")
     per_subject = own("questions", "per_subject")
-    return {
-        "subjects": {"syllabus": subjects, "questions": subjects * per_subject, "answers": subjects * per_subject},
-        "syllabus": {"questions": per_subject, "answers": per_subject},
-        "questions": {"answers": 1},
-        "answers": {},
+    questions = subjects * per_subject
+    return {  # the judge grades one answer per question (it is counted only where the config turns it on)
+        "subjects": {"syllabus": subjects, "questions": questions, "answers": questions, "judge": questions},
+        "syllabus": {"questions": per_subject, "answers": per_subject, "judge": per_subject},
+        "questions": {"answers": 1, "judge": 1},
+        "answers": {"judge": 1},
+        "judge": {},
     }
 
 
@@ -136,24 +138,25 @@ class Planner:
     def __init__(self, directory: str | Path, config: dict):
         self.dir = Path(directory)
         self.config = config
-        self.templates = {stage: Template(self.dir / "prompts" / f"{stage}.yaml") for stage in STAGES}
-        self.identities = {stage: backend_identity(stage_llm(config, stage)) for stage in STAGES}
+        self.stages = active(config)  # GLAN's four, and the judge where it is on
+        self.templates = {stage: Template(self.dir / "prompts" / f"{stage}.yaml") for stage in self.stages}
+        self.identities = {stage: backend_identity(stage_llm(config, stage)) for stage in self.stages}
         self.cache = CacheView(self.dir / config["cache_dir"])
-        self.seen_reply_tokens: dict[str, list[int]] = {stage: [] for stage in STAGES}
-        self.seen_prompt_tokens: dict[str, list[int]] = {stage: [] for stage in STAGES}
+        self.seen_reply_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
+        self.seen_prompt_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
         self.missing: list[Missing] = []  # in the order planned; two nodes may plan the same request
 
     def close(self) -> None:
         self.cache.close()
 
     def node(self, record: dict) -> NodePlan:
-        """Walk the four stages of one node as a build would, against the cache only."""
+        """Walk the stages of one node as a build would, against the cache only."""
         plans: dict[str, StageEstimate] = {}
-        source, pending = record, dict.fromkeys(STAGES, 0)  # pending: estimated requests per stage
+        fans = fan_out(record, self.config)
+        source, pending = record, dict.fromkeys(fans, 0)  # pending: estimated requests per stage
         artifacts: dict[str, object] = {}
         exact = True
-        fans = fan_out(record, self.config)
-        for name, stage in STAGES.items():
+        for name, stage in self.stages.items():
             job = JobPlan.of(stage, source, self.templates[name], stage_settings(self.config, name))
             plan = plans[name] = StageEstimate(
                 model=job.work.model, max_tokens=job.work.settings["sampling"]["max_tokens"]
@@ -247,7 +250,7 @@ def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, 
     """The plan of the selected nodes, as a document (the CLI prints it, tests compare it with a build)."""
     planned = walk(directory, configfiles)
     plans = planned.nodes
-    totals = {stage: StageEstimate() for stage in STAGES}
+    totals = {stage: StageEstimate() for stage in active(planned.config)}
     unpriced: dict[str, set[str]] = {"cost": set(), "batch_cost": set()}
     for node in plans:
         for stage, plan in node.stages.items():

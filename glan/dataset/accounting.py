@@ -27,7 +27,11 @@ from typing import Any
 
 from glan.io import digest
 from glan.llm.cache import open_cache
-from glan.stages import STAGE_NAMES as STAGES
+from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
+
+# An optional stage (the judge) has its bucket only where its replies are in the dataset or its jobs ran:
+# a build without it reports GLAN's four stages, as before.
+STAGES = (*STAGE_NAMES, *OPTIONAL_NAMES)
 
 COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
 # How a reply was sent (`Entry.via`) -> the price table's input and output price of that way.
@@ -69,10 +73,10 @@ def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dic
     count = 0
     seen: set[bytes] = set()
     totals = _empty()
-    by_stage = {stage: _empty() for stage in STAGES}
+    by_stage = {stage: _empty() for stage in STAGE_NAMES}
     by_model: dict[str, dict] = {}
     by_node: dict[str, dict] = {}
-    missing: dict[str, int] = dict.fromkeys(STAGES, 0)
+    missing: dict[str, int] = dict.fromkeys(STAGE_NAMES, 0)
     unpriced: set[str] = set()
     with open_cache(cache_dir) as cache:
         for record in records:
@@ -84,6 +88,8 @@ def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dic
                     continue
                 seen.add(fingerprint)
                 entry = cache.get(key)
+                by_stage.setdefault(stage, _empty())
+                missing.setdefault(stage, 0)
                 if entry is None:
                     missing[stage] += 1
                     continue
@@ -142,7 +148,7 @@ def read_summary(path: str | Path) -> tuple[str, dict[str, int]] | None:
 
 def run_stats(log_paths: list[str | Path]) -> dict:
     """Send counters summed per stage over the latest run of every job, with the cache hit rate."""
-    by_stage: dict[str, dict[str, Any]] = {stage: {"jobs": 0} for stage in STAGES}
+    by_stage: dict[str, dict[str, Any]] = {stage: {"jobs": 0} for stage in STAGE_NAMES}
     for path in log_paths:
         if not Path(path).exists():
             continue
@@ -150,7 +156,7 @@ def run_stats(log_paths: list[str | Path]) -> dict:
         if summary is None:
             continue
         stage, counters = summary
-        bucket = by_stage[stage]
+        bucket = by_stage.setdefault(stage, {"jobs": 0})
         bucket["jobs"] += 1
         for key, value in counters.items():
             bucket[key] = bucket.get(key, 0) + value

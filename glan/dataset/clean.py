@@ -12,6 +12,9 @@ is a function of the input alone: the first of several duplicates stays, later o
   "the pair contains the benchmark question", which is what GLAN removed. Texts shorter than `ngram` words
   use their own length as n; texts shorter than `min_words` are skipped as too short to tell a leak from a
   common phrase.
+- Grades (with the judge on, before both): a record goes when its overall score or a criterion's score is
+  below the configured minimum (`clean.judge`), or, unless `keep_ungraded`, when it has no grade. Deciding
+  from the grades in the records, never from the judge, is what makes changing a threshold free.
 """
 
 from __future__ import annotations
@@ -236,6 +239,65 @@ def decontaminate(records: Iterable[dict], settings: dict) -> tuple[Iterator[tup
             else:
                 report["records_out"] += 1
                 yield record, None
+
+    return screen(), report
+
+
+# ---------------------------------------------------------------------------------------------- judge grades
+
+
+def _histogram(counter: Counter) -> dict[str, int]:
+    """Counts by score, lowest first, with string keys: the form JSON reads back."""
+    return {str(score): counter[score] for score in sorted(counter)}
+
+
+def judge_filter(records: Iterable[dict], settings: dict) -> tuple[Iterator[tuple[dict, dict | None]], dict]:
+    """Each record with None if it stays, or the entry with its grade and the minimums it missed; and the
+    report: the distribution of the scores of every graded record (overall per field and per difficulty,
+    and per criterion) and what was removed, complete once the pairs are exhausted.
+
+    Grades are read from the records (provenance.judge), so the judge is never asked again here."""
+    min_score, minimums, keep_ungraded = settings["min_score"], settings["min_criteria"], settings["keep_ungraded"]
+    overall: dict[str, dict[str, Counter]] = {"field": {}, "difficulty": {}}
+    criteria: dict[str, Counter] = {}
+    counts: Counter = Counter()
+    report: dict = {"min_score": min_score, "min_criteria": minimums, "keep_ungraded": keep_ungraded}
+
+    def screen() -> Iterator[tuple[dict, dict | None]]:
+        for record in records:
+            counts["records_in"] += 1
+            provenance = record["provenance"]
+            grade = provenance.get("judge") or {"graded": False, "reason": "the record has no grade"}
+            if not grade["graded"]:
+                counts["ungraded"] += 1
+                if keep_ungraded:
+                    counts["records_out"] += 1
+                    yield record, None
+                else:
+                    counts["removed_ungraded"] += 1
+                    yield record, _removed(record, "ungraded", grade=grade)
+                continue
+            for by, value in (("field", provenance["path"][0]), ("difficulty", provenance["difficulty"])):
+                overall[by].setdefault(value, Counter())[grade["overall"]] += 1
+            for criterion, score in grade["scores"].items():
+                criteria.setdefault(criterion, Counter())[score] += 1
+            below = ["overall"] if grade["overall"] < min_score else []
+            below += [c for c, least in minimums.items() if grade["scores"][c] < least]
+            if below:
+                counts["removed_low_score"] += 1
+                for name in below:
+                    counts[f"below_{name}"] += 1
+                yield record, _removed(record, "low-score", below=below, grade=grade)
+            else:
+                counts["records_out"] += 1
+                yield record, None
+        report["counts"] = {
+            key: counts[key]
+            for key in ("records_in", "records_out", "ungraded", "removed_low_score", "removed_ungraded")
+        }
+        report["below"] = {name: counts[f"below_{name}"] for name in ["overall", *minimums]}
+        report["overall"] = {by: {k: _histogram(v) for k, v in sorted(c.items())} for by, c in overall.items()}
+        report["criteria"] = {criterion: _histogram(c) for criterion, c in sorted(criteria.items())}
 
     return screen(), report
 

@@ -194,6 +194,7 @@ def card(tally: Tally, facts: dict, settings: dict) -> str:
         f"{contamination['threshold']:.0%} of its {contamination['ngram']}-word n-grams in the record's "
         f"{' or '.join(contamination['fields'])}."
         + ("" if contamination["benchmarks"] else " No benchmark files were configured for this build."),
+        *([judge_card(facts["judge"], accounting)] if "judge" in facts else []),
         "## Generation cost\n\n"
         + _table(
             ["stage", "requests", "prompt tokens", "completion tokens", "estimated cost"],
@@ -215,6 +216,36 @@ def card(tally: Tally, facts: dict, settings: dict) -> str:
         ),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def judge_card(judge: dict, accounting: dict) -> str:
+    """The card's judge section: the rubric's scale, the overall score distribution per field and per
+    difficulty of every graded record, what the minimums removed, and what grading cost."""
+    from glan.stages.judge import CRITERIA, SCALE
+
+    scores = [str(score) for score in range(SCALE[0], SCALE[1] + 1)]
+    counts, cost = judge["counts"], accounting["by_stage"].get("judge", {})
+    minimums = [f"overall >= {judge['min_score']}"] + [f"{c} >= {m}" for c, m in judge["min_criteria"].items()]
+    tables = [
+        f"Overall scores per {by}:\n\n"
+        + _table([by, *scores], [[g, *(c.get(score, 0) for score in scores)] for g, c in judge["overall"][by].items()])
+        for by in ("field", "difficulty")
+    ]
+    return "\n\n".join(
+        [
+            "## Judge\n\n"
+            f"Every pair was graded by a judge model (`provenance.models.judge`) against a rubric: "
+            f"{', '.join(CRITERIA)} and an overall score, each from {SCALE[0]} (worst) to {SCALE[1]} (best), "
+            "with a short reason (`provenance.judge`; `graded: false` where the judge gave no valid grade). "
+            f"Kept: {', '.join(minimums)}"
+            + ("" if judge["keep_ungraded"] else ", ungraded records removed")
+            + f". Of {counts['records_in']} records, {counts['removed_low_score']} were below the minimums and "
+            f"{counts['ungraded']} ungraded ({counts['removed_ungraded']} of them removed). Grading cost "
+            f"{cost.get('requests', 0)} requests, {cost.get('prompt_tokens', 0)} prompt and "
+            f"{cost.get('completion_tokens', 0)} completion tokens, {cost.get('cost', 0.0):.4f} estimated.",
+            *tables,
+        ]
+    )
 
 
 def write_exports(records: Iterable[dict], found: Survey, facts: dict, settings: dict, out: dict[str, str]) -> Tally:

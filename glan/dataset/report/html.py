@@ -6,7 +6,10 @@ import html
 from pathlib import Path
 
 from glan.io import write_bytes_atomic
-from glan.stages import STAGE_NAMES as STAGES
+from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
+from glan.stages.judge import SCALE
+
+STAGES = (*STAGE_NAMES, *OPTIONAL_NAMES)  # an optional stage has a row where the accounting has it
 
 
 def _rows(header: list[str], rows: list[list]) -> str:
@@ -28,9 +31,12 @@ def summary_html(summary: dict, path: str | Path) -> None:
         cost = "no price for " + ", ".join(unpriced)
     else:
         cost = f"{totals['cost']:,.4f}" + (" (no price for " + ", ".join(unpriced) + ")" if unpriced else "")
+    judge = summary.get("judge")
+    graded = funnel.get("after_judge", funnel["generated"])
     key_numbers = [
         ["records generated", f"{funnel['generated']:,}"],
-        ["duplicates removed", f"{funnel['generated'] - funnel['after_dedup']:,}"],
+        *([] if judge is None else _judge_numbers(judge, funnel)),
+        ["duplicates removed", f"{graded - funnel['after_dedup']:,}"],
         ["contaminated removed", f"{funnel['after_dedup'] - funnel['after_decontamination']:,}"],
         ["records in the dataset", f"{funnel['after_decontamination']:,}"],
         ["train / test", f"{funnel['train']:,} / {funnel['test']:,}"],
@@ -45,13 +51,14 @@ def summary_html(summary: dict, path: str | Path) -> None:
             f"{accounting['by_stage'][stage]['requests']:,}",
             f"{accounting['by_stage'][stage]['total_tokens']:,}",
             f"{accounting['by_stage'][stage]['cost']:,.4f}",
-            run["by_stage"][stage].get("sent", 0),
-            run["by_stage"][stage].get("cached", 0),
-            _rate(run["by_stage"][stage].get("hit_rate")),
-            run["by_stage"][stage].get("rejected_replies", 0),
-            run["by_stage"][stage].get("failed", 0),
+            run["by_stage"].get(stage, {}).get("sent", 0),
+            run["by_stage"].get(stage, {}).get("cached", 0),
+            _rate(run["by_stage"].get(stage, {}).get("hit_rate")),
+            run["by_stage"].get(stage, {}).get("rejected_replies", 0),
+            run["by_stage"].get(stage, {}).get("failed", 0),
         ]
         for stage in STAGES
+        if stage in accounting["by_stage"]
     ]
     models = [
         [m, f"{b['requests']:,}", f"{b['total_tokens']:,}", f"{b['cost']:,.4f}"]
@@ -89,6 +96,35 @@ h2 {{ font-size: 1.1em; margin-top: 1.2em; }}
     }
 <h2>Per model</h2>
 {_rows(["model", "replies", "tokens", "est. cost"], models)}
+{"" if judge is None else _judge_tables(judge)}
 </body></html>
 """
     write_bytes_atomic(path, page.encode())
+
+
+def _judge_numbers(judge: dict, funnel: dict) -> list[list[str]]:
+    counts, cost = judge["counts"], judge["cost"]
+    minimums = ", ".join(f"{c} >= {m}" for c, m in judge["min_criteria"].items())
+    return [
+        ["records graded / ungraded", f"{counts['records_in'] - counts['ungraded']:,} / {counts['ungraded']:,}"],
+        [
+            f"removed by the judge (overall >= {judge['min_score']}{', ' + minimums if minimums else ''})",
+            f"{funnel['generated'] - funnel['after_judge']:,}",
+        ],
+        [
+            "grading cost (judge replies, tokens)",
+            f"{cost['cost']:,.4f} ({cost['prompt_tokens'] + cost['completion_tokens']:,})",
+        ],
+    ]
+
+
+def _judge_tables(judge: dict) -> str:
+    """The overall score distribution per field and per difficulty, one column per score of the scale."""
+    scores = [str(score) for score in range(SCALE[0], SCALE[1] + 1)]
+    tables = []
+    for by in ("field", "difficulty"):
+        rows = [[group, *(counts.get(score, 0) for score in scores)] for group, counts in judge["overall"][by].items()]
+        tables.append(f"<h2>Judge: overall scores per {by}</h2>\n{_rows([by, *scores], rows)}")
+    rows = [[criterion, *(counts.get(score, 0) for score in scores)] for criterion, counts in judge["criteria"].items()]
+    tables.append(f"<h2>Judge: scores per criterion</h2>\n{_rows(['criterion', *scores], rows)}")
+    return "\n".join(tables)

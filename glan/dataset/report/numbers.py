@@ -23,10 +23,13 @@ def summarise(
     contamination: dict,
     accounting: dict,
     run: dict,
+    judge: dict | None = None,
 ) -> dict:
     """Counts, not records: every input is read once, as it comes, so memory does not grow with the dataset.
 
-    Lengths are {words: records} histograms as [words, records] pairs, bounded by the longest text."""
+    Lengths are {words: records} histograms as [words, records] pairs, bounded by the longest text.
+    `judge` is the judge filter's report (results/clean/judge.json) when the judge is on: the summary then
+    has its step in the funnel, its removals, and a `judge` section (scores, minimums, what grading cost)."""
     fields: dict[str, Counter[str]] = {}
     disciplines: dict[str, dict] = {}
     sizes: Counter[str] = Counter()
@@ -46,15 +49,18 @@ def summarise(
             lengths["answer"][len(words(answer(record)))] += 1
     reasons = Counter(d["reason"] for d in duplicates)
     generated = sum(1 for _ in raw)
+    graded = generated if judge is None else judge["counts"]["records_out"]
     return {
         "funnel": {
             "generated": generated,
-            "after_dedup": generated - reasons.total(),
+            **({} if judge is None else {"after_judge": graded}),
+            "after_dedup": graded - reasons.total(),
             "after_decontamination": sizes.total(),
             "train": sizes["train"],
             "test": sizes["test"],
         },
         "removed": {
+            **({} if judge is None else judge_removed(judge)),
             "exact-duplicate": reasons.get("exact-duplicate", 0),
             "near-duplicate": reasons.get("near-duplicate", 0),
             **{f"contamination: {b['name']}": b["removed"] for b in contamination["benchmarks"]},
@@ -66,6 +72,24 @@ def summarise(
         "lengths": {key: sorted(map(list, counts.items())) for key, counts in lengths.items()},
         "accounting": {k: accounting[k] for k in ("totals", "by_stage", "by_model", "unpriced_models")},
         "run": run,
+        **({} if judge is None else {"judge": judge_section(judge, accounting)}),
+    }
+
+
+def judge_removed(judge: dict) -> dict[str, int]:
+    """The judge filter's removals, by reason, as the report's removal table names them."""
+    counts = judge["counts"]
+    return {"judge: below the minimums": counts["removed_low_score"], "judge: ungraded": counts["removed_ungraded"]}
+
+
+def judge_section(judge: dict, accounting: dict) -> dict:
+    """The grades of the raw dataset and what grading cost: the judge's replies behind the records."""
+    cost = accounting["by_stage"].get("judge", {})
+    return {
+        **{key: judge[key] for key in ("min_score", "min_criteria", "keep_ungraded", "counts", "below")},
+        "overall": judge["overall"],
+        "criteria": judge["criteria"],
+        "cost": {key: cost.get(key, 0) for key in ("requests", "prompt_tokens", "completion_tokens", "cost")},
     }
 
 

@@ -15,9 +15,12 @@ from matplotlib import rc_context
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from glan.dataset.report.numbers import discipline_sizes, median
+from glan.dataset.report.numbers import DIFFICULTIES, discipline_sizes, median
 from glan.io import write_bytes_atomic
-from glan.stages import STAGE_NAMES as STAGES
+from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
+from glan.stages.judge import SCALE
+
+STAGES = (*STAGE_NAMES, *OPTIONAL_NAMES)  # an optional stage is drawn where the summary has it
 
 COLOURS = {"train": "#4C72B0", "test": "#DD8452", "prompt": "#8172B3", "completion": "#55A868"}
 MANY_DISCIPLINES = 40  # above this, disciplines are shown as a distribution rather than one bar each
@@ -229,7 +232,13 @@ def plot_removed(summary: dict, path: str | Path) -> Figure:
     fig = Figure(figsize=(13, 4))
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.2, 1]})
     funnel = summary["funnel"]
-    steps = {"generated": "generated", "after_dedup": "after dedup", "after_decontamination": "after\ndecontamination"}
+    steps = {
+        "generated": "generated",
+        "after_judge": "after\njudge",
+        "after_dedup": "after dedup",
+        "after_decontamination": "after\ndecontamination",
+    }
+    steps = {step: label for step, label in steps.items() if step in funnel}
     kept = [funnel[s] for s in steps]
     bars = axes[0].bar(list(steps.values()), kept, color=COLOURS["train"])
     _label_bars(axes[0], bars, [f"{n:,}" if n else None for n in kept])
@@ -248,10 +257,11 @@ def plot_removed(summary: dict, path: str | Path) -> Figure:
         _note(axes[1], "no duplicates or benchmark texts found")
 
     run = summary["run"]["by_stage"]
-    rejected = [run[s].get("rejected_replies", 0) for s in STAGES]
-    failed = [run[s].get("failed", 0) for s in STAGES]
-    axes[2].bar(STAGES, rejected, color="#C4AD66", label="rejected replies (re-asked)")
-    axes[2].bar(STAGES, failed, bottom=rejected, color="#C44E52", label="requests given up")
+    names = [s for s in STAGES if s in run]
+    rejected = [run[s].get("rejected_replies", 0) for s in names]
+    failed = [run[s].get("failed", 0) for s in names]
+    axes[2].bar(names, rejected, color="#C4AD66", label="rejected replies (re-asked)")
+    axes[2].bar(names, failed, bottom=rejected, color="#C44E52", label="requests given up")
     axes[2].set_title("Rejected replies per stage")
     axes[2].set_ylim(0, max([1, *(r + f for r, f in zip(rejected, failed, strict=True))]) * 1.3)
     _integer_ticks(axes[2].yaxis)
@@ -259,5 +269,56 @@ def plot_removed(summary: dict, path: str | Path) -> Figure:
     if not any(rejected) and not any(failed):
         _note(axes[2], "every reply passed validation")
     axes[2].tick_params(axis="x", labelsize=8)
+    _save(fig, path)
+    return fig
+
+
+@_report_style
+def plot_judge(summary: dict, path: str | Path) -> Figure:
+    """The judge's overall scores per field and per difficulty, and each criterion's scores: where the
+    weak pairs are, and which threshold would remove how many (the dashed line is `min_score`)."""
+    judge = summary["judge"]
+    scores = list(range(SCALE[0], SCALE[1] + 1))
+    fig = Figure(figsize=(14, 4.2))
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1, 1]})
+    for ax, by, title in ((axes[0], "field", "per field"), (axes[1], "difficulty", "per difficulty")):
+        groups = judge["overall"][by]
+        if by == "difficulty":  # easy to hard, as the mix plot has them
+            order = [d for d in DIFFICULTIES if d in groups] + sorted(set(groups) - set(DIFFICULTIES))
+            groups = {d: groups[d] for d in order}
+        grid = [[groups[g].get(str(score), 0) for score in scores] for g in groups]
+        if not grid:
+            _note(ax, "no record was graded")
+            continue
+        ax.imshow(grid, aspect="auto", cmap="Blues", extent=(SCALE[0] - 0.5, SCALE[1] + 0.5, len(grid) - 0.5, -0.5))
+        dark = max(map(max, grid)) / 2
+        for row, counts in enumerate(grid):
+            for score, count in zip(scores, counts, strict=True):
+                if count:
+                    colour = "white" if count > dark else "black"
+                    ax.annotate(f"{count:,}", (score, row), ha="center", va="center", fontsize=7, color=colour)
+        ax.set_yticks(range(len(groups)), list(groups), fontsize=8)
+        ax.set_xticks(scores)
+        ax.axvline(judge["min_score"] - 0.5, color="#C44E52", linestyle="--")
+        ax.set_xlabel("overall score")
+        ax.set_title(f"Overall scores {title}")
+    for offset, (criterion, counts) in enumerate(judge["criteria"].items()):
+        width = 0.8 / max(1, len(judge["criteria"]))
+        axes[2].bar(
+            [score - 0.4 + (offset + 0.5) * width for score in scores],
+            [counts.get(str(score), 0) for score in scores],
+            width=width,
+            label=criterion,
+        )
+    axes[2].set_xticks(scores)
+    axes[2].set_xlabel("score")
+    axes[2].set_ylabel("records")
+    _integer_ticks(axes[2].yaxis)
+    counts = judge["counts"]
+    axes[2].set_title(f"Criteria ({counts['removed_low_score']:,} of {counts['records_in']:,} removed)")
+    if judge["criteria"]:
+        axes[2].legend(frameon=False, fontsize=8)
+    else:
+        _note(axes[2], "no record was graded")
     _save(fig, path)
     return fig
