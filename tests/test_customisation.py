@@ -174,7 +174,8 @@ def test_instructions_reach_every_stage_and_overrides_change_counts_and_models()
     asking = planned("questions", three_session_syllabus(node))
     assert len(asking.requests) == 2 * 3  # per_subject: 3 from the field, not the config's 2
     assert {r.params["temperature"] for r in asking.requests} == {0.3}
-    assert all(r.messages[-1]["content"].endswith("Prefer primary sources.") for r in asking.requests)
+    # In the system text, which every question of the node shares (prefix caching), as in the answers.
+    assert all(r.messages[0]["content"].endswith("Prefer primary sources.") for r in asking.requests)
 
     records = asking.assemble(replied(asking, '{"question": "Why?"}'))
     assert records[0]["custom"] == {"instructions": node["instructions"], "stages": node["stages"]}
