@@ -11,7 +11,10 @@ from pathlib import Path
 
 # Keys of `llm` that change replies. The rest (concurrency, timeouts, threads) only tune a run,
 # so changing them must not re-run anything.
-REPLY_LLM_KEYS = ("backend", "model", "endpoint", "max_attempts")
+REPLY_LLM_KEYS = ("backend", "model", "endpoint", "max_attempts", "structured_output")
+# Every cache and job made before llm.structured_output existed asked in this mode: in it, requests
+# key as they did then (glan.llm.request) and no job re-runs for the new setting.
+KEYED_AS_BEFORE = "json_schema"
 
 
 def stage_llm(config: dict, stage: str) -> dict:
@@ -26,7 +29,10 @@ def stage_settings(config: dict, stage: str) -> dict:
     """
     llm = stage_llm(config, stage)
     own = {k: v for k, v in config["stages"][stage].items() if k != "llm"}
-    return _sorted_deep({"llm": {k: llm[k] for k in REPLY_LLM_KEYS if k in llm}, "seed": config["seed"], **own})
+    replies = {k: llm[k] for k in REPLY_LLM_KEYS if k in llm}
+    if replies.get("structured_output") == KEYED_AS_BEFORE:
+        del replies["structured_output"]
+    return _sorted_deep({"llm": replies, "seed": config["seed"], **own})
 
 
 def config_slice(config: dict, *path: str):

@@ -39,6 +39,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from glan.llm.backends.openai_compat import schema_of
+
 
 def _digest(*parts) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -371,8 +373,8 @@ class FakeLLM:
 
     def reply_to(self, body: dict) -> dict:
         seed = _digest(body["model"], body["messages"], body.get("seed"))
-        response_format = body.get("response_format") or {}
-        structured = response_format.get("type") == "json_schema"
+        schema = schema_of(body)  # asked for in response_format (json_schema or json_object) or in the prompt
+        structured = schema is not None
         finish_reason = "stop"
         if int(seed[-8:], 16) / 0xFFFFFFFF < self.bad_replies:
             kinds = ["not-json", "wrong-shape", "length", "empty"] if structured else ["length", "empty"]
@@ -385,7 +387,9 @@ class FakeLLM:
             }[kind]
             finish_reason = "length" if kind == "length" else "stop"
         elif structured:
-            content = orjson.dumps(fake_value(response_format["json_schema"]["schema"], seed)).decode()
+            content = orjson.dumps(fake_value(schema or {}, seed)).decode()
+            if not body.get("response_format"):  # as a chat model answers a schema in the prompt
+                content = f"Here is the JSON:\n```json\n{content}\n```\nI hope it helps."
         else:
             content = f"Reply {seed[:16]} to: {body['messages'][-1]['content'][:80]}"
         tokens = len(content) // 4

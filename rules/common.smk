@@ -5,7 +5,9 @@ from glan.config import stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
 from glan.llm.cache import CacheLayoutError, prepare_cache
 from glan.prompts import PromptError
+from glan.llm.preflight import PreflightFailed
 from glan.runtime.job import served
+from glan.runtime.preflight import ReadyJob, preflight_run
 from glan.runtime.run import check_prompts, planned_requests
 from glan.runtime.server import start_for_run
 from glan.stages import STAGES, active
@@ -74,9 +76,23 @@ onstart:
             check_local_backend(config["llm"])
         except LocalBackendError as error:
             raise WorkflowError(str(error))
+    try:
+        preflight_run(config, stage_jobs())
+    except PreflightFailed as error:
+        raise WorkflowError(
+            f"preflight: {error}\n(skip it with --config llm.preflight=false)"
+        )
     if SERVED:
         start_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
         let_every_job_wait()
+
+
+def stage_jobs():
+    return [
+        ReadyJob(job.rule.name, job.input.upstream, job.input.prompt)
+        for job in workflow.dag.needrun_jobs()
+        if job.rule.name in STAGES
+    ]
 
 
 def let_every_job_wait():

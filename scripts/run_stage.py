@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
 from glan.config import stage_llm
-from glan.runtime.job import StageJob, submit
+from glan.runtime.job import StageJob, failure_paragraph, submit
 
 job = StageJob(
     stage=snakemake.rule,
@@ -18,7 +18,10 @@ job = StageJob(
     cache_dir=snakemake.config["cache_dir"],
     log=snakemake.log[0],
 )
-if not submit(job):
-    from glan.runtime.run import run_job
+try:
+    if not submit(job):
+        from glan.runtime.run import run_job
 
-    run_job(job)
+        run_job(job)
+except Exception as error:  # the traceback is in the job's log: Snakemake's output gets one paragraph
+    sys.exit(failure_paragraph(job, error))

@@ -30,6 +30,7 @@ def test_the_key_covers_every_field_of_the_request_and_the_endpoint():
         "schema_name": replace(BASE, schema_name="y"),
         "sample": replace(BASE, sample=1),
         "attempt": replace(BASE, attempt=1),
+        "structured_output": replace(BASE, structured_output="json_object"),
     }
     assert variants.keys() == {f.name for f in fields(Request)}, "a field of Request has no variant here"
     others = [
@@ -52,6 +53,14 @@ def test_the_key_is_canonical():
 
 def test_the_key_is_the_one_every_existing_cache_holds():
     assert BASE.key("e") == BASE_KEY
+
+
+def test_structured_output_keys_only_where_it_changes_what_is_sent():
+    assert replace(BASE, structured_output="json_schema").key("e") == BASE_KEY  # the default, as before it existed
+    free_text = replace(BASE, schema=None)
+    assert replace(free_text, structured_output="prompt").key("e") == free_text.key("e")  # no schema: nothing differs
+    modes = ("json_schema", "json_object", "prompt")
+    assert len({replace(BASE, structured_output=mode).key("e") for mode in modes}) == 3
 
 
 def test_seeds_differ_per_run_seed_sample_and_attempt_and_never_change():

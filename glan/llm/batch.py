@@ -32,7 +32,7 @@ from pathlib import Path
 import orjson
 
 from glan.io import read_json, write_bytes_atomic, write_json
-from glan.llm.backends.openai_compat import chat_body, reply_of
+from glan.llm.backends.openai_compat import chat_body, reply_of, schema_of
 from glan.llm.cache import Entry, ReplyCache
 from glan.llm.request import Request
 from glan.llm.retry import EndpointError
@@ -83,9 +83,7 @@ def input_line(key: str, body: dict) -> bytes:
 
 def request_of(body: dict) -> Request:
     """What validating a reply needs of the request behind a batch line: its schema."""
-    response_format = body.get("response_format") or {}
-    schema = (response_format.get("json_schema") or {}).get("schema")
-    return Request(model=body["model"], messages=body["messages"], schema=schema)
+    return Request(model=body["model"], messages=body["messages"], schema=schema_of(body))
 
 
 def store_line(cache: ReplyCache, line: dict, bodies: dict[str, dict]) -> tuple[str, Entry | str]:

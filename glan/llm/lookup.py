@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import orjson
-
 from glan.llm.cache import Entry, ReplyReader
 from glan.llm.request import Reply, Request
+from glan.llm.validate import reply_json
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Outcome:
 
     def json(self):
         assert self.reply is not None, "a rejected outcome has no reply"
-        return orjson.loads(self.reply.text)
+        return reply_json(self.reply.text)
 
 
 @dataclass

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import orjson
 
+from glan.config import KEYED_AS_BEFORE
+
 
 def _normalise(value):
     """1.0 and 1 ask the same of a model, so they must hash the same."""
@@ -38,12 +40,16 @@ class Request:
     schema_name: str | None = None
     sample: int = 0
     attempt: int = 0
+    structured_output: str = KEYED_AS_BEFORE
 
     def key(self, identity: str) -> str:
         """Never includes credentials: `identity` is the backend's (base URL, `llm.endpoint`, or model hash).
 
-        It is hashed under the name "endpoint", as every cache made so far has it."""
+        It is hashed under the name "endpoint", as every cache made so far has it; `structured_output`
+        only where it changes what is sent (another mode, with a schema)."""
         fields_ = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict would deep-copy the messages first
+        if self.schema is None or self.structured_output == KEYED_AS_BEFORE:
+            del fields_["structured_output"]
         return sha256_hex(canonical_json({"endpoint": identity, **fields_}))
 
     @property

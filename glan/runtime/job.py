@@ -47,6 +47,13 @@ class StageFailed(RuntimeError):
     """The stage server ran the job and it failed; the reason is in the job's log too."""
 
 
+def failure_paragraph(job: StageJob, error: BaseException) -> str:
+    """What a person reads in Snakemake's output when a stage job fails: what failed and why, in the
+    words of the error (which name the server's message and what to change), and where the details are."""
+    reason = str(error) if isinstance(error, StageFailed) else f"{type(error).__name__}: {error}"
+    return f"{job.stage} failed for {job.output}:\n  {reason}\n  (details and the traceback: {job.log})"
+
+
 def submit(job: StageJob) -> bool:
     """Run `job` on the run's stage server and wait for it. False when there is none to run it
     (on a cluster, settings it does not serve, or a server that cannot be reached): the caller

@@ -126,5 +126,8 @@ def run_job(job: StageJob) -> None:
     log = job_logger(job.log)
     try:
         asyncio.run(run())
+    except Exception:
+        log.exception("%s failed", job.stage)
+        raise
     finally:
         close_logger(log)

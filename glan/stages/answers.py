@@ -61,4 +61,5 @@ STAGE = Stage(
     custom=node_custom,
     plan=plan,
     assemble=assemble,
+    free_text=True,
 )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from glan.config import KEYED_AS_BEFORE
 from glan.llm.lookup import Outcome
 from glan.llm.request import Request
 from glan.prompts import PromptError, Template
@@ -42,6 +43,7 @@ def make_request(
         schema=schema,
         schema_name=name,
         sample=sample,
+        structured_output=settings["llm"].get("structured_output", KEYED_AS_BEFORE),
     )
 
 
@@ -93,6 +95,7 @@ class Stage:
     custom: Callable[[Any], dict]  # the node's customisation, as the upstream artifact carries it
     plan: Callable[[Any, Resolved], list[Planned]]
     assemble: Callable[[Any, list[Answered], Resolved], Any]
+    free_text: bool = False  # its replies are prose, not JSON: llm.structured_output does not apply
 
     @property
     def rejects(self) -> str:

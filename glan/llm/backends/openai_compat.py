@@ -8,7 +8,10 @@ the openai package, slow to import) is made at the first cache miss: a cached jo
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING
+
+import orjson
 
 from glan.llm.request import Reply, Request
 from glan.llm.retry import EndpointError, TransientError
@@ -20,18 +23,39 @@ OPENAI_SAMPLING = {"temperature", "top_p", "max_tokens", "stop", "presence_penal
 # What the client's `create` takes by name; anything else of a body goes as `extra_body`.
 CREATE_ARGUMENTS = {"model", "messages", "seed", "response_format", *OPENAI_SAMPLING}
 USAGE = {"prompt_tokens", "completion_tokens", "total_tokens"}
+SCHEMA_IN_PROMPT = "Reply with only a JSON object, and no other text, that matches this JSON Schema:"
 
 
 def chat_body(request: Request) -> dict:
     """The JSON body of the chat completion a request is sent as: online, and in a Batch API input line."""
     body = {"model": request.model, "messages": request.messages, "seed": request.seed}
     body.update((k, v) for k, v in request.params.items() if k != "seed")
-    if request.schema is not None:
+    if request.schema is None:
+        return body
+    if request.structured_output == "json_schema":
         body["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": request.schema_name or "reply", "schema": request.schema, "strict": True},
         }
+    elif request.structured_output == "json_object":
+        body["response_format"] = {"type": "json_object", "schema": request.schema}
+    else:  # prompt: for a server that takes no response_format; the reply is validated all the same
+        *before, last = request.messages
+        instruction = f"{last['content']}\n\n{SCHEMA_IN_PROMPT}\n{orjson.dumps(request.schema).decode()}"
+        body["messages"] = [*before, {**last, "content": instruction}]
     return body
+
+
+def schema_of(body: dict) -> dict | None:
+    """The schema a chat body asks its reply to match, whichever way chat_body put it there."""
+    response_format = body.get("response_format") or {}
+    if "schema" in response_format:
+        return response_format["schema"]
+    if "json_schema" in response_format:
+        return response_format["json_schema"].get("schema")
+    last = body["messages"][-1]["content"] if body.get("messages") else ""
+    _, found, schema = last.rpartition(f"\n\n{SCHEMA_IN_PROMPT}\n")
+    return orjson.loads(schema) if found else None
 
 
 def reply_of(completion: dict) -> Reply | None:
@@ -79,14 +103,9 @@ class OpenAIBackend:
         try:
             response = await self.client.chat.completions.create(**body, extra_body=extra or None)
         except openai.APIConnectionError as error:  # timeouts included
-            raise TransientError(type(error).__name__) from error
+            raise TransientError(f"{self.base_url} did not answer ({type(error).__name__}: {error})") from error
         except openai.APIStatusError as error:
-            status = error.status_code
-            if status in (408, 409, 429) or status >= 500:
-                raise TransientError(f"HTTP {status}", _retry_after(error.response), status == 429) from error
-            if status == 401:
-                raise EndpointError(f"{self.identity} refused the key (HTTP 401): set OPENAI_API_KEY") from error
-            raise EndpointError(f"{self.identity} answered HTTP {status}: {error.message}") from error
+            raise self.failure(error) from error
         if not response.choices:
             raise TransientError("reply without choices")
         choice = response.choices[0]
@@ -97,9 +116,50 @@ class OpenAIBackend:
             model=response.model,
         )
 
+    def failure(self, error) -> TransientError | EndpointError:
+        """What an HTTP error status means: worth asking again, or a permanent error in the server's
+        words with what to change. A 5xx whose body says the request is invalid is permanent too
+        (llama-cpp-python answers an unsupported response_format with HTTP 500)."""
+        status, words = error.status_code, server_words(error)
+        said = f"{self.base_url} answered HTTP {status}: {words}"
+        if status == 401:
+            return EndpointError(f"{said}. The key was refused: set OPENAI_API_KEY")
+        if status in (408, 409, 429) or (status >= 500 and not REQUEST_INVALID.search(words)):
+            return TransientError(said, _retry_after(error.response), status == 429)
+        if "response_format" in words or "json_schema" in words:
+            return EndpointError(
+                f"{said}. The server does not take this structured output: set llm.structured_output: "
+                "json_object (llama-cpp-python, many servers) or prompt"
+            )
+        if status == 404 or "model" in words.lower():
+            return EndpointError(f"{said}. Check llm.model (GET {self.base_url}/models lists the served models)")
+        return EndpointError(said)
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+# A server's words for a request it will never accept (pydantic's, FastAPI's, OpenAI's own).
+REQUEST_INVALID = re.compile(r"validation error|invalid_request|Input should be|unsupported|not supported", re.I)
+PYDANTIC_MESSAGE = re.compile(r"""'loc': \(([^)]*)\).*?'msg': (["'])(.*?)\2""", re.S)
+WORDS = 300  # characters of a server's message kept in an error
+
+
+def server_words(error) -> str:
+    """The server's own message of an openai.APIStatusError, in a line: OpenAI's `error.message`, or the
+    field and message of a validation error (not its traceback)."""
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message") or message
+    text = str(message or body or error.message)
+    found = PYDANTIC_MESSAGE.search(text)
+    if found:
+        where = ".".join(part.strip(" '\"") for part in found.group(1).split(",") if part.strip())
+        text = f"{where}: {found.group(3)}" if where else found.group(3)
+    text = " ".join(text.split("\n\n")[0].split())
+    return text[:WORDS] + ("…" if len(text) > WORDS else "")
 
 
 def _retry_after(response) -> float | None:

@@ -1,0 +1,132 @@
+"""Real OpenAI-compatible servers: llama-cpp-python's own server on the shipped model.
+
+It rejects `response_format: json_schema` (with HTTP 500 and a validation message): the preflight
+stops a json_schema build (and a closed port, a wrong key, an unknown model) in seconds, with one
+message that names the URL and the fix and no traceback, and without the preflight the job fails at
+once (no retry) with the server's words.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from helpers import API_KEY, Workflow
+
+from glan.llm.backends.local.model_file import ensure_model
+
+ALIAS = "gemma-server"
+# One discipline, the smallest counts: 1 subjects query of 2 subjects, 2 sessions each, 1 question a
+# subject, short replies: 2 + 2 + 2 + 2 requests.
+SMALLEST = {
+    "subjects": {"queries": 1, "per_query": 2, "subtopics": 2, "sampling": {"max_tokens": 256}},
+    "syllabus": {"sessions": 2, "concepts_per_session": 2, "sampling": {"max_tokens": 384}},
+    "questions": {"per_subject": 1, "max_concepts": 2, "sampling": {"max_tokens": 128}},
+    "answers": {"sampling": {"max_tokens": 96}},
+}
+ONE_DISCIPLINE = {"taxonomy": [{"name": "Physics", "children": [{"name": "Optics", "description": "Light."}]}]}
+NODE = "results/nodes/physics/optics"
+
+
+class LlamaServer:
+    """`python -m llama_cpp.server` on the shipped GGUF, with an API key, on a free loopback port."""
+
+    def __init__(self, model: Path, log: Path):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", ALIAS]
+        command += ["--port", str(self.port), "--n_ctx", "4096", "--n_threads", "2", "--api_key", API_KEY]
+        self.process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not self.ready():
+            assert self.process.poll() is None, f"llama_cpp.server exited: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "llama_cpp.server did not start in 120 s"
+            time.sleep(0.5)
+
+    def ready(self) -> bool:
+        request = urllib.request.Request(f"{self.base_url}/models", headers={"Authorization": f"Bearer {API_KEY}"})
+        try:
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return ALIAS in {model["id"] for model in json.load(response)["data"]}
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("llama")
+    server = LlamaServer(ensure_model(folder / "model.gguf"), folder / "server.log")
+    yield server
+    server.stop()
+
+
+def real_workflow(directory: Path, server, **llm) -> Workflow:
+    workflow = Workflow(directory, server)
+    workflow.write_taxonomy(ONE_DISCIPLINE)
+    workflow.overlay["llm"] |= {"model": ALIAS, "preflight": True, "concurrency": 2, **llm}
+    workflow.overlay["stages"] = SMALLEST
+    return workflow
+
+
+def failed_run(workflow: Workflow, **environment: str) -> tuple[str, float]:
+    """A run that must fail: its output, and the seconds it took."""
+    command, env = workflow.command()
+    started = time.monotonic()
+    result = subprocess.run(
+        command, cwd=workflow.dir, env={**env, **environment}, capture_output=True, text=True, timeout=300
+    )
+    seconds = time.monotonic() - started
+    assert result.returncode != 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output  # it is in the job's log
+    print(f"\nfirst clear error after {seconds:.1f} s:\n{output[-1500:]}")
+    return output, seconds
+
+
+def test_json_schema_against_llama_cpp_server_stops_at_preflight_with_the_servers_reason(tmp_path, llama):
+    output, seconds = failed_run(real_workflow(tmp_path, llama))
+    assert "body.response_format.type: Input should be 'text' or 'json_object'" in output
+    assert "llm.structured_output: json_object" in output
+    assert not (tmp_path / NODE / "subjects.json").exists()
+
+
+def test_a_wrong_key_stops_at_preflight_naming_the_key(tmp_path, llama):
+    output, _ = failed_run(real_workflow(tmp_path, llama), OPENAI_API_KEY="sk-wrong")
+    assert f"{llama.base_url} refused the API key" in output and "OPENAI_API_KEY" in output
+
+
+def test_an_unknown_model_stops_at_preflight_naming_the_served_ones(tmp_path, llama):
+    output, _ = failed_run(real_workflow(tmp_path, llama, model="gpt-9"))
+    assert f"does not serve the model 'gpt-9'; it serves '{ALIAS}'" in output and "llm.model" in output
+
+
+def test_a_closed_port_stops_at_preflight_naming_the_url(tmp_path, llama):
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    output, seconds = failed_run(real_workflow(tmp_path, llama), OPENAI_BASE_URL=closed)
+    assert f"nothing answers at {closed}" in output and "OPENAI_BASE_URL" in output
+
+
+def test_without_preflight_a_permanent_error_fails_its_job_at_once_in_one_paragraph(tmp_path, llama):
+    """HTTP 500 with a validation message is not retried; Snakemake's output gets the server's words
+    and what to change, the job's log the traceback."""
+    output, _ = failed_run(real_workflow(tmp_path, llama, preflight=False))
+    assert f"subjects failed for {NODE}/subjects.json:" in output
+    assert "Input should be 'text' or 'json_object'" in output and "llm.structured_output: json_object" in output
+    log = (tmp_path / "logs/physics/optics/subjects.log").read_text()
+    assert "Traceback" in log and "retrying" not in log
