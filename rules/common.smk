@@ -1,15 +1,18 @@
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from glan.config import stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
 from glan.llm.cache import CacheLayoutError, prepare_cache
 from glan.prompts import PromptError
+from glan.llm.meter import Budget, budget_problems
 from glan.llm.preflight import PreflightFailed
 from glan.runtime.job import served
 from glan.runtime.preflight import ReadyJob, preflight_run
 from glan.runtime.run import check_prompts, planned_requests
-from glan.runtime.server import start_for_run
+from glan.runtime.progress import finish_run, start_run
+from glan.runtime.server import settings_of, start_for_run
 from glan.stages import STAGES, active
 from glan.taxonomy import TaxonomyError, load_taxonomy, select, write_node_files
 
@@ -59,6 +62,20 @@ if (
         "llm.mode batch needs no compute nodes: run this build on the submit host without the cluster "
         "profile (snakemake --cores 8 --configfile ...), or set llm.mode: online for the cluster run"
     )
+# A budget is held by the stage server, which meters every request of the run; cluster jobs send
+# on their own, with no one to hold it. And a budget with no price to count against is no budget.
+if Budget.of_config(config).limits:
+    if workflow.is_main_process and CLUSTER:
+        raise WorkflowError(
+            "llm.budget is held by the stage server of a local run: run this build on the submit host "
+            "without the cluster profile, or unset llm.budget (and stages.<stage>.llm.budget)"
+        )
+    if problems := budget_problems(config, active(config), stage_llm):
+        raise WorkflowError(
+            "llm.budget is set, but "
+            + "; ".join(problems)
+            + ". Add the model's prices (per million tokens) to `prices` in the config, or unset the budget."
+        )
 if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
 
@@ -82,9 +99,21 @@ onstart:
         raise WorkflowError(
             f"preflight: {error}\n(skip it with --config llm.preflight=false)"
         )
+    start_run(
+        dict(Counter(job.stage for job in stage_jobs())),
+        config["progress"]["interval"],
+    )
     if SERVED:
-        start_for_run(config["llm"]["concurrency"], config["llm"]["rate_limits"])
+        start_for_run(settings_of(config))
         let_every_job_wait()
+
+
+onsuccess:
+    finish_run(success=True)
+
+
+onerror:
+    finish_run(success=False)
 
 
 def stage_jobs():

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -23,13 +24,15 @@ SUBMIT = "import sys; from glan.runtime.job import StageJob, submit; submit(Stag
 
 
 @contextlib.contextmanager
-def stage_server_for(llm: FakeLLM, monkeypatch):
+def stage_server_for(llm: FakeLLM, monkeypatch, progress: Path):
     """A stage server with a cap of one request in flight, a real process started as a run starts it.
     Like a run's, its endpoint comes from the environment it starts with."""
     monkeypatch.delenv(SERVER_ENVIRONMENT, raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    stage_server.start_for_run(1, {})
+    stage_server.start_for_run(
+        {"capacity": 1, "rate_limits": {}, "prices": {}, "budget": {}, "interval": 10, "progress_dir": str(progress)}
+    )
     process = stage_server._RUNNING.pop()
     try:
         yield process
@@ -58,7 +61,7 @@ def subjects_job(tmp_path) -> StageJob:
 
 
 def test_a_job_handed_over_is_run_and_its_outputs_written(tmp_path, monkeypatch):
-    with FakeLLM() as server, stage_server_for(server, monkeypatch):
+    with FakeLLM() as server, stage_server_for(server, monkeypatch, tmp_path / "progress"):
         job = subjects_job(tmp_path)
         subprocess.run([sys.executable, "-c", SUBMIT, job.to_json()], check=True, timeout=60)
         queries = job.settings["queries"]
@@ -71,7 +74,7 @@ def test_a_job_handed_over_is_run_and_its_outputs_written(tmp_path, monkeypatch)
 
 
 def test_a_killed_job_has_its_remaining_requests_cancelled(tmp_path, monkeypatch):
-    with FakeLLM(latency=1.0) as server, stage_server_for(server, monkeypatch):
+    with FakeLLM(latency=1.0) as server, stage_server_for(server, monkeypatch, tmp_path / "progress"):
         job = subjects_job(tmp_path)
         assert job.settings["queries"] > 1, "a job of one request leaves none to cancel"
         process = subprocess.Popen([sys.executable, "-c", SUBMIT, job.to_json()])
@@ -88,13 +91,13 @@ def test_a_killed_job_has_its_remaining_requests_cancelled(tmp_path, monkeypatch
 def test_a_failed_job_reports_why_to_its_process_and_log(tmp_path, monkeypatch):
     job = subjects_job(tmp_path)
     (tmp_path / "nodes").rename(tmp_path / "moved")
-    with FakeLLM() as server, stage_server_for(server, monkeypatch):
+    with FakeLLM() as server, stage_server_for(server, monkeypatch, tmp_path / "progress"):
         with pytest.raises(StageFailed, match="FileNotFoundError.*node.json"):
             submit(job)
     assert "FileNotFoundError" in (tmp_path / "subjects.log").read_text()
 
 
-def test_the_server_exits_when_the_process_that_started_it_goes_away(monkeypatch):
-    with FakeLLM() as server, stage_server_for(server, monkeypatch) as process:
+def test_the_server_exits_when_the_process_that_started_it_goes_away(tmp_path, monkeypatch):
+    with FakeLLM() as server, stage_server_for(server, monkeypatch, tmp_path / "progress") as process:
         process.stdin.close()
         assert process.wait(timeout=10) == 0

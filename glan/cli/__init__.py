@@ -4,6 +4,7 @@
     glan inspect   the taxonomy as a tree with built counts per node; validates it
     glan review    accept or reject proposed nodes (results/taxonomy/proposed.yaml) into taxonomy.yaml
     glan batch     export the requests a build would send as a Batch API input file; import its results
+    glan status    the running (or last) build's requests, tokens and spend, live
 
 Proposals themselves are a Snakemake target: `snakemake --cores 2 results/taxonomy/proposed.yaml`.
 Run from the workflow directory (or pass -d); `--configfile` takes the same overlays as snakemake.
@@ -50,6 +51,12 @@ def cmd_batch_import(args) -> int:
     imported = import_results(args.directory, args.configfile, args.results)
     print("\n".join(import_report(imported, args.results)))
     return 0 if imported.understood else 1
+
+
+def cmd_status(args) -> int:
+    from glan.cli.status import status
+
+    return status(Path(args.directory), args.follow, args.once)
 
 
 def cmd_inspect(args) -> int:
@@ -121,6 +128,12 @@ def parser() -> argparse.ArgumentParser:
     results.add_argument("results", nargs="+", metavar="RESULTS.jsonl", help="Batch API output (and error) files")
     _config_args(results)
     results.set_defaults(run=cmd_batch_import)
+
+    progress = commands.add_parser("status", help="the running (or last) build's progress and spend, live")
+    progress.add_argument("-d", "--directory", default=".", help="the workflow directory (default: here)")
+    progress.add_argument("--follow", action="store_true", help="without a terminal: a line whenever it changes")
+    progress.add_argument("--once", action="store_true", help="print the current state once")
+    progress.set_defaults(run=cmd_status)
 
     inspect = commands.add_parser("inspect", help="the taxonomy as a tree with built counts; validates it")
     _config_args(inspect)

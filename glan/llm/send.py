@@ -19,6 +19,7 @@ from glan.llm.batch import Batcher
 from glan.llm.cache import Entry, ReplyCache, open_cache
 from glan.llm.limits import Limiter, job_share
 from glan.llm.lookup import Outcome, lookup
+from glan.llm.meter import Meter, OverBudget
 from glan.llm.request import Reply, Request, canonical_json
 from glan.llm.retry import EndpointError, RetryPolicy, TransientError
 from glan.llm.validate import reply_error
@@ -57,10 +58,18 @@ async def send_all(
     retry: RetryPolicy,
     log: logging.Logger = LOG,
     batcher: Batcher | None = None,
+    meter: Meter | None = None,
+    stage: str = "",
 ) -> tuple[list[Outcome], SendStats]:
     """Online, each miss is asked at once under the limiter; in batch mode (`batcher`) it waits for a
-    batch. Either way what comes back is the entry the cache now holds for the attempt."""
+    batch. Either way what comes back is the entry the cache now holds for the attempt.
+
+    Every step is counted on the process's `meter` too, under `stage`; a request the budget refuses is
+    not sent, the job's other requests go on (those in flight are paid for), and then OverBudget is raised."""
     stats = SendStats(planned=len(requests))
+    meter = meter or Meter()
+    meter.job_started(stage, requests)
+    refusals: list[OverBudget] = []
 
     async def ask(request: Request) -> Reply:
         started = time.monotonic()
@@ -74,6 +83,7 @@ async def send_all(
                 limiter.release(error.rate_limited, error.retry_after)
                 wait = retry.wait(attempt, error, time.monotonic() - started)
                 stats.retried += 1
+                meter.tally(stage, request.model).retries += 1
                 log.info("retrying after %s", error)
                 await asyncio.sleep(wait)
                 attempt += 1
@@ -90,7 +100,21 @@ async def send_all(
         return cache.put(key, Entry(reply=reply, error=reply_error(request, reply)))
 
     async def answer(request: Request, key: str) -> Entry:
-        return await (online(request, key) if batcher is None else batcher.answer(request, key, log))
+        reservation = await meter.admit(stage, request, "online" if batcher is None else "batch")
+        try:
+            entry = await (online(request, key) if batcher is None else batcher.answer(request, key, log))
+        except BaseException:
+            meter.settle(stage, request, reservation, None)
+            raise
+        meter.settle(stage, request, reservation, entry)
+        return entry
+
+    def resolved(outcome: Outcome, cached: bool = False) -> Outcome:
+        tally = meter.tally(stage, outcome.request.model)
+        tally.done += 1
+        tally.cached += cached
+        tally.failed += not outcome.valid
+        return outcome
 
     async def one(request: Request) -> Outcome:
         start = 0
@@ -100,16 +124,21 @@ async def send_all(
             stats.rejected_replies += found.rejected
             if found.outcome is not None:
                 stats.failed += not found.outcome.valid
-                return found.outcome
-            entry = await answer(found.pending, found.key)
+                return resolved(found.outcome, cached=start == 0)
+            try:
+                entry = await answer(found.pending, found.key)
+            except OverBudget as refusal:
+                refusals.append(refusal)
+                return Outcome(found.pending, found.key, None, str(refusal))
             stats.sent += 1
             if entry.valid:
-                return Outcome(found.pending, found.key, entry.reply)
+                return resolved(Outcome(found.pending, found.key, entry.reply))
             stats.rejected_replies += 1
+            meter.tally(stage, request.model).rejected += 1
             start = found.pending.attempt + 1
             if start == max_attempts:
                 stats.failed += 1
-                return Outcome(found.pending, found.key, None, entry.error)
+                return resolved(Outcome(found.pending, found.key, None, entry.error))
 
     # A request's first step (key and cache lookup) runs without a pause: started all at once, a
     # job's thousands of lookups would keep replies to other jobs waiting. Start them in batches.
@@ -126,15 +155,18 @@ async def send_all(
             task.cancel()
         await asyncio.gather(*started, return_exceptions=True)
         raise
+    if refusals:
+        raise refusals[0]
     return list(outcomes), stats
 
 
 class Sender:
     """What every send in one process shares: a backend (with its connection pool) per endpoint
-    setting, an open cache per directory, and the limiter that holds this process's cap."""
+    setting, an open cache per directory, the limiter that holds this process's cap, and its meter."""
 
-    def __init__(self, limiter: Limiter):
+    def __init__(self, limiter: Limiter, meter: Meter | None = None):
         self.limiter = limiter
+        self.meter = meter or Meter()
         self._backends: dict[bytes, Backend] = {}
         self._caches: dict[str, ReplyCache] = {}
         self._batchers: dict[tuple[str, str], Batcher] = {}
@@ -163,7 +195,7 @@ class Sender:
         return self._batchers[key]
 
     async def send(
-        self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG
+        self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG, stage: str = ""
     ) -> tuple[list[Outcome], SendStats]:
         backend = self.backend(settings)
         return await send_all(
@@ -175,6 +207,8 @@ class Sender:
             retry=RetryPolicy.from_settings(settings),
             log=log,
             batcher=self.batcher(backend, settings, cache_dir) if settings["mode"] == "batch" else None,
+            meter=self.meter,
+            stage=stage,
         )
 
     async def aclose(self) -> None:

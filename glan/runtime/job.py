@@ -28,6 +28,8 @@ class StageJob:
     llm: dict
     cache_dir: str
     log: str | None = None
+    prices: dict | None = None  # for the progress a job that sends in its own process reports
+    progress_interval: float | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self)).encode()

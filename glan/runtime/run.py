@@ -11,10 +11,12 @@ from typing import Any
 from glan.io import dump_json, dump_jsonl, read_json, read_jsonl, write_json, write_jsonl
 from glan.llm.limits import job_share
 from glan.llm.lookup import Outcome
+from glan.llm.meter import Meter
 from glan.llm.send import Sender
 from glan.logs import close_logger, job_logger, peak_rss_mib
 from glan.prompts import Template
 from glan.runtime.job import StageJob
+from glan.runtime.progress import job_part, report
 from glan.stages import STAGES
 from glan.stages.contract import Answered, Planned, Resolved, Stage
 
@@ -87,7 +89,7 @@ async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
     keep flowing while a job reads, plans or writes thousands of records."""
     plan = await asyncio.to_thread(JobPlan.load, job.stage, job.upstream, job.template, job.settings)
     log.info("%s: %d requests planned", job.stage, len(plan.planned))
-    outcomes, stats = await sender.send(plan.requests, job.llm, job.cache_dir, log)
+    outcomes, stats = await sender.send(plan.requests, job.llm, job.cache_dir, log, job.stage)
     log.info("%s: %s", job.stage, stats.summary())
     log.info("%s: process peak RSS %d MiB", job.stage, peak_rss_mib())
     rejected = rejects(outcomes)
@@ -117,11 +119,19 @@ def run_job(job: StageJob) -> None:
     """Run a job in this process, within its own share of the cap (on a cluster, or without a stage server)."""
 
     async def run() -> None:
-        sender = Sender(job_share(job.llm))
+        meter = Meter(job.prices)
+        sender = Sender(job_share(job.llm), meter)
+        done = asyncio.get_running_loop().create_future()
+        reporting = None
+        if job.progress_interval is not None:
+            reporting = asyncio.create_task(report(meter, job_part(job.output), job.progress_interval, done))
         try:
             await run_stage(job, sender, log)
         finally:
+            done.set_result(None)
             await sender.aclose()
+            if reporting is not None:
+                await reporting
 
     log = job_logger(job.log)
     try:

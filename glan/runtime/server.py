@@ -27,16 +27,32 @@ import sys
 from pathlib import Path
 
 from glan.llm.limits import Limiter
+from glan.llm.meter import Budget, Meter
 from glan.llm.send import Sender
 from glan.logs import close_logger, job_logger
 from glan.runtime.job import SERVER_ENVIRONMENT, StageJob
+from glan.runtime.progress import PROGRESS_DIR, SERVER_PART, report, to_stderr
 from glan.runtime.run import run_stage
 
 _RUNNING: list[subprocess.Popen] = []  # held open for the life of the run: the server watches this pipe
 
 
-def start_for_run(capacity: int, rate_limits: dict) -> str:
-    """Start the server for this (the main Snakemake) process; jobs find it through the environment.
+def settings_of(config: dict) -> dict:
+    """What the server holds for the whole run: the cap, the per-minute budgets, the money budget, the prices
+    it meters spend with, and where and how often it reports progress."""
+    return {
+        "capacity": config["llm"]["concurrency"],
+        "rate_limits": config["llm"]["rate_limits"],
+        "prices": config["prices"],
+        "budget": Budget.of_config(config).limits,
+        "interval": config["progress"]["interval"],
+        "progress_dir": str(PROGRESS_DIR),
+    }
+
+
+def start_for_run(settings: dict) -> str:
+    """Start the server for this (the main Snakemake) process, with `settings_of` the run's config; jobs
+    find it through the environment.
 
     The listening socket is made here and handed to the server, so this returns at once and jobs
     may connect while the server is still starting: their connections wait in the socket's backlog.
@@ -45,7 +61,7 @@ def start_for_run(capacity: int, rate_limits: dict) -> str:
     host, port = listener.getsockname()[:2]
     package_root = str(Path(__file__).resolve().parents[2])
     python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-    settings = {"capacity": capacity, "rate_limits": rate_limits, "socket": listener.fileno()}
+    settings = {**settings, "socket": listener.fileno()}
     process = subprocess.Popen(
         [sys.executable, "-m", "glan.runtime.server", json.dumps(settings)],
         stdin=subprocess.PIPE,
@@ -59,9 +75,15 @@ def start_for_run(capacity: int, rate_limits: dict) -> str:
     return address
 
 
-async def serve(capacity: int, rate_limits: dict, listener: socket.socket, until: asyncio.Future) -> None:
-    """Serve jobs on `listener` until `until` is done."""
-    sender = Sender(Limiter(capacity, **{k: v for k, v in rate_limits.items() if v}))
+async def serve(settings: dict, listener: socket.socket, until: asyncio.Future) -> None:
+    """Serve jobs on `listener` until `until` is done, with the progress line every settings["interval"] s."""
+    limiter = Limiter(settings["capacity"], **{k: v for k, v in settings["rate_limits"].items() if v})
+    meter = Meter(settings["prices"], Budget(settings["budget"]))
+    sender = Sender(limiter, meter)
+    progress = Path(settings["progress_dir"])
+    reporting = asyncio.create_task(
+        report(meter, progress / SERVER_PART, settings["interval"], until, to_stderr, progress)
+    )
     jobs: set[asyncio.Task] = set()
 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -82,6 +104,7 @@ async def serve(capacity: int, rate_limits: dict, listener: socket.socket, until
             task.cancel()
         await asyncio.gather(*jobs, return_exceptions=True)
         await sender.aclose()
+        await reporting
 
 
 async def handle(sender: Sender, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -135,7 +158,7 @@ async def _main(settings: dict) -> None:
     import openai  # noqa: F401  (every job here sends through it: load it before the first one arrives)
 
     listener = socket.socket(fileno=settings["socket"])
-    await serve(settings["capacity"], settings["rate_limits"], listener, asyncio.ensure_future(_until_stdin_closes()))
+    await serve(settings, listener, asyncio.ensure_future(_until_stdin_closes()))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,210 @@
+"""What a run has sent and spent so far, per stage and model, and the budget that stops it sending.
+
+Every request of every job passes through one Meter of its process (glan.llm.send): planned when its
+job starts, then cached, or admitted (in flight) and settled when its reply is stored. The progress
+line, logs/progress.json and `glan status` read it (glan.runtime.progress); the budget is enforced in
+`admit`, before a request leaves.
+
+The budget (`llm.budget`, and `stages.<stage>.llm.budget`) caps what one run spends, in the price
+table's currency. A request is sent only while the spend so far plus what the requests in flight are
+expected to cost stays under every budget that covers it. Expected is the mean cost of the replies of
+its stage and model so far, or before the first one, its most: the prompt at about 4 characters a token
+plus the whole `max_tokens`. While only what is in flight fills the budget, a request waits for those to
+come back (they may cost less than expected); once the spend itself has reached it, the request is
+refused and nothing more of that budget is sent. What is in flight finishes and is stored, so the spend
+passes the budget by at most what the requests in flight cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field, fields
+
+from glan.dataset.accounting import price_of
+from glan.llm.cache import Entry
+from glan.llm.request import Request
+
+CHARS_PER_TOKEN = 4
+TOTAL = "llm.budget"
+
+
+class OverBudget(RuntimeError):
+    """A budget would be passed: nothing more of it is sent this run."""
+
+
+@dataclass
+class Tally:
+    """Requests are counted once each (planned = cached + sent-and-answered + failed + left); `sent`
+    counts attempts that reached the endpoint, `retries` transient failures, `rejected` invalid replies."""
+
+    planned: int = 0
+    done: int = 0
+    cached: int = 0
+    in_flight: int = 0
+    sent: int = 0
+    retries: int = 0
+    rejected: int = 0
+    failed: int = 0
+    refused: int = 0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0
+    jobs: int = 0
+
+    def add(self, other: Tally) -> None:
+        for item in fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "cost": round(self.cost, 6)}
+
+    @classmethod
+    def of(cls, document: dict) -> Tally:
+        return cls(**{item.name: document.get(item.name, 0) for item in fields(cls)})
+
+
+@dataclass
+class Budget:
+    """Budgets by scope: TOTAL for the whole run, or a stage name."""
+
+    limits: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of_config(cls, config: dict) -> Budget:
+        limits = {TOTAL: config["llm"]["budget"]} if config["llm"].get("budget") is not None else {}
+        for stage, settings in config["stages"].items():
+            if (settings.get("llm") or {}).get("budget") is not None:
+                limits[stage] = settings["llm"]["budget"]
+        return cls(limits)
+
+    def scopes(self, stage: str) -> list[str]:
+        return [scope for scope in (TOTAL, stage) if scope in self.limits]
+
+
+def budget_problems(config: dict, stages: list[str], stage_llm) -> list[str]:
+    """Models a budget covers that the price table cannot price: a budget must never be a free pass."""
+    budget = Budget.of_config(config)
+    problems = []
+    for stage in stages:
+        if not budget.scopes(stage):
+            continue
+        llm = stage_llm(config, stage)
+        price = config.get("prices", {}).get(llm["model"]) or {}
+        needed = ("batch_input_per_mtok", "batch_output_per_mtok") if llm["mode"] == "batch" else ("input_per_mtok",)
+        if not all(key in price for key in needed):
+            problems.append(
+                f"stage {stage} sends to {llm['model']!r}"
+                + (" in batch mode" if llm["mode"] == "batch" else "")
+                + f", which prices has no {' and '.join(needed)} for"
+            )
+    return problems
+
+
+class Meter:
+    """One per sending process; not thread-safe, as everything that sends runs on one event loop."""
+
+    def __init__(self, prices: dict | None = None, budget: Budget | None = None, expected_jobs: dict | None = None):
+        self.prices = prices or {}
+        self.budget = budget or Budget()
+        self.expected_jobs = expected_jobs or {}  # stage -> jobs the run will start (for the projection)
+        self.tallies: dict[tuple[str, str], Tally] = {}
+        self.reserved: dict[str, float] = {}  # scope -> expected cost of its requests in flight
+        self.flying: dict[str, int] = {}  # scope -> its requests in flight
+        self._settled = asyncio.Event()  # set (and replaced) whenever a request comes back
+        self.stopped: dict[str, str] = {}  # scope -> why
+        self.started = time.time()
+        self.first_sent: float | None = None
+        self.last_sent: float | None = None
+        self.changes = 0
+
+    def tally(self, stage: str, model: str) -> Tally:
+        found = self.tallies.get((stage, model))
+        if found is None:
+            found = self.tallies[(stage, model)] = Tally()
+        self.changes += 1
+        return found
+
+    def job_started(self, stage: str, requests: list[Request]) -> None:
+        by_model: dict[str, int] = {}
+        for request in requests:
+            by_model[request.model] = by_model.get(request.model, 0) + 1
+        for model, count in by_model.items():
+            self.tally(stage, model).planned += count
+        self.tally(stage, requests[0].model if requests else "").jobs += 1
+
+    def spent(self, scope: str) -> float:
+        return sum(t.cost for (stage, _), t in self.tallies.items() if scope in (TOTAL, stage))
+
+    def expected_cost(self, stage: str, request: Request, via: str) -> float:
+        tally = self.tallies.get((stage, request.model))
+        answered = tally.sent - tally.unpriced if tally else 0
+        if tally and answered > 0:
+            return tally.cost / answered
+        prompt = sum(len(m["content"]) for m in request.messages) // CHARS_PER_TOKEN
+        usage = {"prompt_tokens": prompt, "completion_tokens": request.params.get("max_tokens", 0)}
+        return price_of(request.model, usage, self.prices, via) or 0.0
+
+    async def admit(self, stage: str, request: Request, via: str) -> float:
+        """Reserve the request's expected cost, or raise OverBudget. Returns the reservation.
+
+        Where only the reservations of requests in flight leave no room, wait for them to come back: they
+        may cost less than reserved. Refuse once the spend alone has reached the budget."""
+        scopes = self.budget.scopes(stage)
+        while True:
+            refused = [scope for scope in scopes if scope in self.stopped]
+            expected = self.expected_cost(stage, request, via) if scopes else 0.0
+            over = refused or [
+                scope
+                for scope in scopes
+                if self.spent(scope) + self.reserved.get(scope, 0.0) >= self.budget.limits[scope]
+            ]
+            if not over:
+                break
+            if refused or not any(self.flying.get(scope) for scope in over):
+                self.stopped.update({scope: self.stop_message(scope) for scope in over if scope not in self.stopped})
+                self.tally(stage, request.model).refused += 1
+                raise OverBudget(self.stop_message(over[0]))
+            await self._settled.wait()
+        for scope in scopes:
+            self.reserved[scope] = self.reserved.get(scope, 0.0) + expected
+            self.flying[scope] = self.flying.get(scope, 0) + 1
+        self.tally(stage, request.model).in_flight += 1
+        return expected
+
+    def settle(self, stage: str, request: Request, reservation: float, entry: Entry | None) -> None:
+        """The request is back: stored as `entry`, or None when it never got a reply (cancelled, failed)."""
+        for scope in self.budget.scopes(stage):
+            self.reserved[scope] -= reservation
+            self.flying[scope] -= 1
+        self._settled.set()
+        self._settled = asyncio.Event()
+        tally = self.tally(stage, request.model)
+        tally.in_flight -= 1
+        if entry is None:
+            return
+        self.last_sent = time.time()
+        self.first_sent = self.first_sent or self.last_sent
+        tally.sent += 1
+        usage = entry.reply.usage or {}
+        tally.prompt_tokens += usage.get("prompt_tokens", 0)
+        tally.cached_tokens += (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        tally.completion_tokens += usage.get("completion_tokens", 0)
+        cost = price_of(request.model, usage, self.prices, entry.via)
+        if cost is None:
+            tally.unpriced += 1
+        else:
+            tally.cost += cost
+
+    def stop_message(self, scope: str) -> str:
+        limit = self.budget.limits[scope]
+        left = sum(t.planned - t.done for (stage, _), t in self.tallies.items() if scope in (TOTAL, stage))
+        key = TOTAL if scope == TOTAL else f"stages.{scope}.llm.budget"
+        return (
+            f"{key} {limit:,.2f} reached: this run spent {self.spent(scope):,.4f}, and the next request would "
+            f"pass it; {left:,} requests of the jobs started are not done. Nothing paid is sent again: every "
+            f"reply is in the cache. To go on, raise {key} and run again (`glan plan` shows what is left and "
+            "its cost)."
+        )
