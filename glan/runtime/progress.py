@@ -1,11 +1,12 @@
 """Progress of a run, live: one line in the run's output, and the figures in logs/progress.json.
 
 Each sending process (the stage server, or a job that sends in its own process: the embedded model, a
-cluster job) keeps its Meter's tallies in its own file under logs/progress/, and then writes the merge
-of every file there as logs/progress.json, atomically: a reader (`glan status`, another terminal) sees a
-whole document, and the last writer's merge holds every process's latest part. The run's start
-(rules/common.smk, onstart) clears the folder and records how many jobs of each stage the run will
-start, from which the line projects the requests, cost and time still to go; its end marks it finished.
+cluster job) keeps its Meter's tallies in its own file under logs/progress/. The stage server then
+writes the merge of every file there as logs/progress.json, atomically, so a reader sees a whole
+document; `glan status` merges the parts itself, so it is live in a run without a server too. The run's
+start (rules/common.smk, onstart) clears the folder and records how many jobs of each stage the run will
+start, from which the line projects the requests, cost and time still to go; its end publishes the
+merge once more and marks it finished.
 """
 
 from __future__ import annotations
@@ -187,9 +188,10 @@ async def report(
     interval: float,
     until: asyncio.Future,
     say: Callable[[str], None] | None = None,
-    directory: Path = PROGRESS_DIR,
+    directory: Path | None = PROGRESS_DIR,
 ) -> None:
-    """Every `interval` seconds, when something changed: write this process's part and the merge, and
+    """Every `interval` seconds, when something changed: write this process's part, and the merge of
+    `directory` (None: not, as for each of a cluster run's thousands of jobs; `glan status` merges), and
     `say` the line; once more when `until` is done."""
     seen = -1
     while True:
@@ -198,9 +200,10 @@ async def report(
         if changed or finished:
             seen = meter.changes
             write_bytes_atomic(part, orjson.dumps(part_of(meter)))
-            document = await asyncio.to_thread(publish, directory)
-            if say is not None and changed:
-                say(document["line"])
+            if directory is not None:
+                document = await asyncio.to_thread(publish, directory)
+                if say is not None and changed:
+                    say(document["line"])
         if finished:
             return
 

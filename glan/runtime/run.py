@@ -124,7 +124,8 @@ def run_job(job: StageJob) -> None:
         done = asyncio.get_running_loop().create_future()
         reporting = None
         if job.progress_interval is not None:
-            reporting = asyncio.create_task(report(meter, job_part(job.output), job.progress_interval, done))
+            part = job_part(job.output)
+            reporting = asyncio.create_task(report(meter, part, job.progress_interval, done, directory=None))
         try:
             await run_stage(job, sender, log)
         finally:
