@@ -15,7 +15,7 @@ import sys
 import orjson
 import pytest
 import yaml
-from helpers import FIRST_BUILD, ROOT, Workflow, changed_files, stage_counts
+from helpers import DISCIPLINES, FIRST_BUILD, ROOT, Workflow, changed_files, stage_counts
 
 from glan.dataset.clean import judge_filter
 from glan.fake_server import FakeLLM
@@ -197,3 +197,28 @@ def test_the_config_schema_names_the_judges_criteria_and_scale():
     assert tuple(judge["min_criteria"]["properties"]) == CRITERIA
     score = schema["$defs"]["score"]
     assert (score["minimum"], score["maximum"]) == SCALE
+
+
+def test_batch_export_counts_the_judge_requests_on_a_line_of_their_own(tmp_path):
+    with FakeLLM() as server:
+        workflow = Workflow(tmp_path, server)
+        workflow.run()
+        workflow.overlay = deep_merge(workflow.overlay, JUDGE_ON)
+        command = [sys.executable, "-m", "glan.cli", "batch", "export", "out.jsonl"]
+        command += ["--configfile", "config/tiny.yaml", "test.yaml"]
+        result = subprocess.run(command, cwd=tmp_path, env=workflow.environment(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"judge: {GRADES} request(s)" in result.stdout.splitlines()
+    assert "answers: 0 request(s)" in result.stdout.splitlines()
+
+
+def test_the_slurm_profile_runs_the_judge_in_each_disciplines_job_and_its_steps_in_the_finishing_one(tmp_path):
+    with FakeLLM() as server:
+        workflow = Workflow(tmp_path, server)
+        workflow.overlay = deep_merge(workflow.overlay, JUDGE_ON)
+        result = workflow.run("--profile", "profiles/slurm", "-n")
+    grouped = result.stdout.count("    rule judge:") + result.stdout.count("    localrule judge:")
+    assert grouped == DISCIPLINES  # indented: inside a group job, not a job of its own
+    for rule in ("judge_filter", "judge_scores"):
+        assert f"    rule {rule}:" in result.stdout or f"    localrule {rule}:" in result.stdout
+    assert result.stdout.count("Group job finish") == 1
