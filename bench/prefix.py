@@ -10,7 +10,7 @@ counts, for the templates in prompts/ ("after") and the ones of a git revision (
 Per request, the cached part is its longest common prefix, in tokens, with any request of the same
 stage planned before it (the most a cache that never forgets could give); the share is the sum of
 those over the sum of prompt tokens. The columns under "OpenAI" and "vLLM" round each prefix down
-as those caches count it.
+as those caches count it (glan/llm/prefix.py, whose OpenAI rule `glan plan` prices).
 
 Tokens: with no tokenizer installed, the text is cut into the pieces of GPT's pre-tokenizer (a word
 with its leading space, a run of digits up to 3, a run of punctuation, whitespace), one token each.
@@ -28,7 +28,6 @@ subjects share only the system text with them).
 from __future__ import annotations
 
 import argparse
-import bisect
 import random
 import re
 import subprocess
@@ -37,6 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from glan.config import load_config, stage_settings
+from glan.llm.prefix import OPENAI, VLLM, Seen, cached
 from glan.prompts import Template
 from glan.stages import STAGES
 from glan.taxonomy import leaves, load_taxonomy, select, spread
@@ -146,31 +146,6 @@ def requests(node: dict, config: dict, prompts: Path, subjects: int) -> dict[str
     }
 
 
-class Seen:
-    """The prompts sent so far, sorted: the longest common prefix with any of them is with a neighbour."""
-
-    def __init__(self) -> None:
-        self.sorted: list[tuple] = []
-
-    def add(self, tokens: tuple) -> int:
-        at = bisect.bisect_left(self.sorted, tokens)
-        best = max((common(tokens, self.sorted[i]) for i in (at - 1, at) if 0 <= i < len(self.sorted)), default=0)
-        self.sorted.insert(at, tokens)
-        return best
-
-
-def common(a: tuple, b: tuple) -> int:
-    n, i = min(len(a), len(b)), 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def openai_cached(prefix: int, length: int) -> int:
-    """OpenAI: prompts under 1,024 tokens are not cached; a hit counts in 128-token steps."""
-    return prefix // 128 * 128 if length >= 1024 and prefix >= 1024 else 0
-
-
 def measure(conversations: list[list[dict]], encode: Callable[[str], list]) -> dict:
     seen, total, exact, openai, vllm, longest = Seen(), 0, 0, 0, 0, 0
     for messages in conversations:
@@ -180,8 +155,8 @@ def measure(conversations: list[list[dict]], encode: Callable[[str], list]) -> d
         total += len(tokens)
         longest = max(longest, len(tokens))
         exact += prefix
-        openai += openai_cached(prefix, len(tokens))
-        vllm += prefix // 16 * 16
+        openai += cached(prefix, len(tokens), OPENAI)
+        vllm += cached(prefix, len(tokens), VLLM)
     return {
         "requests": len(conversations),
         "tokens": total,

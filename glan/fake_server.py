@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 
 from glan.llm.backends.openai_compat import schema_of
+from glan.llm.prefix import OPENAI, Blocks, cached
 
 
 def _digest(*parts) -> str:
@@ -79,6 +80,7 @@ MAX_BATCH_LINES = 50_000
 VALIDATED, ANSWERED, CANCEL_DELAY = 0.1, 0.8, 0.1
 TERMINAL = {"completed", "expired", "cancelled", "failed"}
 JSON = "application/json"
+TOKEN_BYTES = 4  # what the server counts as a token, of a prompt and of a reply
 
 
 class ApiError(Exception):
@@ -270,6 +272,8 @@ class FakeLLM:
         hold_create_seconds: float = 0.0,
         hold_upload_seconds: float = 0.0,
         hold_content_seconds: float = 0.0,
+        cache_rule: tuple[int, int] = OPENAI,
+        reasoning_tokens: int = 0,
     ):
         """Batch knobs, read when a batch is created (so they may be changed between runs):
         batch_seconds: how long a batch takes from create to completed;
@@ -281,7 +285,15 @@ class FakeLLM:
         token_limit_failures: the next N valid batches fail with `token_limit_exceeded`;
         hold_create_seconds: a batch is created and counted, and only then is the create answered;
         hold_upload_seconds, hold_content_seconds: likewise for an upload (stored and counted first) and
-            for the download of a file's content (counted in `downloads` first)."""
+            for the download of a file's content (counted in `downloads` first).
+
+        Usage, online and in batch: a token is 4 bytes (of the reply's text; of the request's messages as
+        JSON), and `prompt_tokens_details.cached_tokens` is the prompt's longest prefix, in whole steps
+        of `cache_rule` (minimum, step; OpenAI's by default), that an earlier request of the same model
+        had, and none below the minimum, as a provider with prefix caching counts it (so what is cached
+        follows the order requests arrive in). At the test configs' sizes prompts are under 1,024 tokens:
+        `cache_rule=(0, 128)` counts their shared prefixes. `reasoning_tokens`: so many more a reply,
+        reported as `completion_tokens_details.reasoning_tokens` and counted in `completion_tokens`."""
         self.latency = latency
         self.faults = faults
         self.bad_replies = bad_replies
@@ -301,6 +313,10 @@ class FakeLLM:
         self.hold_create_seconds = hold_create_seconds
         self.hold_upload_seconds = hold_upload_seconds
         self.hold_content_seconds = hold_content_seconds
+        self.cache_rule = cache_rule
+        self.reasoning_tokens = reasoning_tokens
+        self._prompts: dict[str, Blocks] = {}  # model -> the prefixes of its prompts: the provider's cache
+        self._prompts_lock = threading.Lock()  # apart from _lock, which batch lines are answered under
         self.downloads = 0
         self.batches_created: list[str] = []  # batch ids, in creation order
         self.files_uploaded = 0
@@ -392,7 +408,6 @@ class FakeLLM:
                 content = f"Here is the JSON:\n```json\n{content}\n```\nI hope it helps."
         else:
             content = f"Reply {seed[:16]} to: {body['messages'][-1]['content'][:80]}"
-        tokens = len(content) // 4
         return {
             "id": f"chatcmpl-{seed[:12]}",
             "object": "chat.completion",
@@ -401,12 +416,26 @@ class FakeLLM:
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}
             ],
-            "usage": {
-                "prompt_tokens": 10,
-                "completion_tokens": tokens,
-                "total_tokens": 10 + tokens,
-            },
+            "usage": self.usage(body, content),
         }
+
+    def usage(self, body: dict, content: str) -> dict:
+        """Tokens of a reply, with the prompt's cached prefix (see __init__); the prefix is remembered."""
+        prompt = orjson.dumps(body["messages"])
+        prompt_tokens = len(prompt) // TOKEN_BYTES
+        completion_tokens = len(content) // TOKEN_BYTES + self.reasoning_tokens
+        with self._prompts_lock:
+            blocks = self._prompts.setdefault(body["model"], Blocks(self.cache_rule[1] * TOKEN_BYTES))
+            prefix = blocks.add(prompt) // TOKEN_BYTES
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached(prefix, prompt_tokens, self.cache_rule)},
+        }
+        if self.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return usage
 
     # -- Files and Batches endpoints ----------------------------------------------------------------
 

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 OPENAI_SAMPLING = {"temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty"}
 # What the client's `create` takes by name; anything else of a body goes as `extra_body`.
 CREATE_ARGUMENTS = {"model", "messages", "seed", "response_format", *OPENAI_SAMPLING}
-USAGE = {"prompt_tokens", "completion_tokens", "total_tokens"}
+USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
+# Of each details dict of a usage, what accounting prices or reports; a server that gives none is stored as before.
+USAGE_DETAILS = {"prompt_tokens_details": ("cached_tokens",), "completion_tokens_details": ("reasoning_tokens",)}
 SCHEMA_IN_PROMPT = "Reply with only a JSON object, and no other text, that matches this JSON Schema:"
 
 
@@ -58,16 +60,28 @@ def schema_of(body: dict) -> dict | None:
     return orjson.loads(schema) if found else None
 
 
+def usage_of(usage: dict | None) -> dict:
+    """The usage a reply stores: the token counts, and the cached and reasoning tokens nested as the server
+    gives them (a null or absent one left out, an empty details dict too)."""
+    usage = usage or {}
+    kept = {k: usage[k] for k in USAGE if k in usage}
+    for name, fields in USAGE_DETAILS.items():
+        given = usage.get(name) or {}
+        details = {f: given[f] for f in fields if given.get(f) is not None}
+        if details:
+            kept[name] = details
+    return kept
+
+
 def reply_of(completion: dict) -> Reply | None:
     """A chat completion's JSON (a Batch API output line's body) as a Reply; None when it has no choice."""
     if not completion.get("choices"):
         return None
     choice = completion["choices"][0]
-    usage = completion.get("usage") or {}
     return Reply(
         text=(choice.get("message") or {}).get("content") or "",
         finish_reason=choice.get("finish_reason"),
-        usage={k: usage[k] for k in USAGE if k in usage},
+        usage=usage_of(completion.get("usage")),
         model=completion.get("model"),
     )
 
@@ -112,7 +126,7 @@ class OpenAIBackend:
         return Reply(
             text=choice.message.content or "",
             finish_reason=choice.finish_reason,
-            usage=response.usage.model_dump(include=USAGE) if response.usage else {},
+            usage=usage_of(response.usage.model_dump() if response.usage else None),
             model=response.model,
         )
 
