@@ -160,7 +160,7 @@ def test_the_card_tells_counts_fields_models_taxonomy_cleaning_cost_and_licence(
         f"sha256 `{'ab' * 32}`",
         "| exact duplicate questions | 2 |",
         "| contaminated: gsm8k (1319 texts) | 4 |",
-        "| answers | 2 | 10 | 20 | 0.5000 |",
+        "| answers | 2 | 10 | 0 | 20 | 0.5000 |",
         "## Licence",
     ):
         assert expected in text, expected

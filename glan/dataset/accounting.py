@@ -13,6 +13,12 @@ priced online. Every bucket counts `requests_online` and `requests_batch`, and `
 the priced batch replies would have cost online minus what they cost: `cost + saved_by_batch` is what
 the priced replies would have cost all sent online.
 
+Cached prompt tokens (`prompt_tokens_details.cached_tokens`, which providers with prefix caching report)
+are priced at the cached-input price of that way (`cached_input_per_mtok`, `batch_cached_input_per_mtok`),
+the rest of the prompt at the input price; a model without a cached price pays its input price for them.
+`saved_by_cache` is what the cached tokens would have cost at the input price minus what they cost.
+Reasoning tokens are part of the completion tokens (providers bill them as output) and counted apart too.
+
 The cache hit rate comes from the stage logs: each stage job logs one line such as
 `answers: planned=8 cached=8 sent=0 ...`; the latest line of every log is summed per stage. So it
 describes the latest run of every job, which after an incremental build mixes old and new jobs.
@@ -33,13 +39,13 @@ from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
 # a build without it reports GLAN's four stages, as before.
 STAGES = (*STAGE_NAMES, *OPTIONAL_NAMES)
 
-COUNTERS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens")
-# How a reply was sent (`Entry.via`) -> the price table's input and output price of that way.
+COUNTERS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
+# How a reply was sent (`Entry.via`) -> the price table's input, output and cached-input price of that way.
 PRICE_KEYS = {
-    "online": ("input_per_mtok", "output_per_mtok"),
-    "batch": ("batch_input_per_mtok", "batch_output_per_mtok"),
+    "online": ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"),
+    "batch": ("batch_input_per_mtok", "batch_output_per_mtok", "batch_cached_input_per_mtok"),
 }
-MONEY = ("cost", "saved_by_batch")
+MONEY = ("cost", "saved_by_batch", "saved_by_cache")
 
 
 def _empty() -> dict:
@@ -51,18 +57,35 @@ def _empty() -> dict:
     }
 
 
+def cached_tokens(usage: dict) -> int:
+    return (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+
+
+def uncached(usage: dict) -> dict:
+    """The usage as it would be had no prompt token been cached."""
+    return {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
+
+
+def reasoning_tokens(usage: dict) -> int:
+    return (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
+
+
 def price_of(model: str, usage: dict, prices: dict, via: str = "online") -> float | None:
     """The cost of one reply of `model` sent `via` online or batch; None if the table has no such price.
 
-    Both prices of that way are needed: a model with online prices only has no batch price."""
+    Both prices of that way are needed: a model with online prices only has no batch price. Its cached
+    prompt tokens are at that way's cached price, or at its input price where the model has none."""
     if via not in PRICE_KEYS:
         raise ValueError(f"a reply sent via {via!r}: accounting knows {list(PRICE_KEYS)}")
-    input_key, output_key = PRICE_KEYS[via]
+    input_key, output_key, cached_key = PRICE_KEYS[via]
     price = prices.get(model) or {}
     if input_key not in price or output_key not in price:
         return None
+    cached = cached_tokens(usage)
     return (
-        usage.get("prompt_tokens", 0) * price[input_key] + usage.get("completion_tokens", 0) * price[output_key]
+        (usage.get("prompt_tokens", 0) - cached) * price[input_key]
+        + cached * price.get(cached_key, price[input_key])
+        + usage.get("completion_tokens", 0) * price[output_key]
     ) / 1e6
 
 
@@ -96,11 +119,13 @@ def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dic
                 usage = entry.reply.usage or {}
                 model = provenance["models"][stage]
                 cost = price_of(model, usage, prices, entry.via)
-                saved = 0.0
+                saved = by_cache = 0.0
                 if cost is None:
                     unpriced.add(model)
-                elif entry.via == "batch" and (online := price_of(model, usage, prices)) is not None:
-                    saved = online - cost
+                else:
+                    by_cache = (price_of(model, uncached(usage), prices, entry.via) or 0.0) - cost
+                    if entry.via == "batch" and (online := price_of(model, usage, prices)) is not None:
+                        saved = online - cost
                 for bucket in (
                     totals,
                     by_stage[stage],
@@ -111,12 +136,15 @@ def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dic
                     bucket[f"requests_{entry.via}"] += 1
                     bucket["unpriced_requests"] += int(cost is None)
                     bucket["prompt_tokens"] += usage.get("prompt_tokens", 0)
+                    bucket["cached_tokens"] += cached_tokens(usage)
                     bucket["completion_tokens"] += usage.get("completion_tokens", 0)
+                    bucket["reasoning_tokens"] += reasoning_tokens(usage)
                     bucket["total_tokens"] += usage.get(
                         "total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
                     )
                     bucket["cost"] += cost or 0.0
                     bucket["saved_by_batch"] += saved
+                    bucket["saved_by_cache"] += by_cache
     for bucket in (totals, *by_stage.values(), *by_model.values(), *by_node.values()):
         for money in MONEY:
             bucket[money] = round(bucket[money], 6)

@@ -144,6 +144,7 @@ def card(tally: Tally, facts: dict, settings: dict) -> str:
     models = {stage: sorted(names) for stage, names in tally.models.items()}
     duplicates, contamination, accounting = facts["duplicates"], facts["contamination"], facts["accounting"]
     per_discipline = settings["test_per_discipline"]
+    saved_by_cache = sum(b.get("saved_by_cache", 0.0) for b in accounting["by_stage"].values())
 
     parts = [
         "---\n" + yaml.safe_dump(front, sort_keys=False) + "---",
@@ -197,13 +198,22 @@ def card(tally: Tally, facts: dict, settings: dict) -> str:
         *([judge_card(facts["judge"], accounting)] if "judge" in facts else []),
         "## Generation cost\n\n"
         + _table(
-            ["stage", "requests", "prompt tokens", "completion tokens", "estimated cost"],
+            ["stage", "requests", "prompt tokens", "of them cached", "completion tokens", "estimated cost"],
             [
-                [s, b["requests"], b["prompt_tokens"], b["completion_tokens"], f"{b['cost']:.4f}"]
+                [
+                    s,
+                    b["requests"],
+                    b["prompt_tokens"],
+                    b.get("cached_tokens", 0),
+                    b["completion_tokens"],
+                    f"{b['cost']:.4f}",
+                ]
                 for s, b in accounting["by_stage"].items()
             ],
         )
-        + "\n\nEstimated from each reply's token usage and the workflow's price table"
+        + "\n\nEstimated from each reply's token usage and the workflow's price table; prompt tokens the provider "
+        "served from its prefix cache at its cached-input price"
+        + (f" (which saved {saved_by_cache:.4f})" if saved_by_cache else "")
         + (f"; unpriced models: {', '.join(accounting['unpriced_models'])}." if accounting["unpriced_models"] else "."),
         "## Use\n\n```python\nfrom datasets import load_dataset\n\n"
         'dataset = load_dataset("path/to/this/folder")  # splits: train, test\n```\n\n'

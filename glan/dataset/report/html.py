@@ -42,6 +42,10 @@ def summary_html(summary: dict, path: str | Path) -> None:
         ["train / test", f"{funnel['train']:,} / {funnel['test']:,}"],
         ["fields / disciplines", f"{len(summary['fields'])} / {len(summary['disciplines'])}"],
         ["tokens (prompt + completion)", f"{totals['prompt_tokens']:,} + {totals['completion_tokens']:,}"],
+        [
+            "prompt tokens from the provider's prefix cache (saved)",
+            f"{totals.get('cached_tokens', 0):,} ({totals.get('saved_by_cache', 0.0):,.4f})",
+        ],
         ["estimated cost", cost],
         ["cache hit rate (latest run of each job)", _rate(run["totals"].get("hit_rate"))],
     ]

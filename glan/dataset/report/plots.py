@@ -205,7 +205,9 @@ def plot_cost(summary: dict, path: str | Path) -> Figure:
     _label_bars(axes[1], bars, [_money(cost) if cost else None for cost in costs])
     unpriced = summary["accounting"]["unpriced_models"]
     total = summary["accounting"]["totals"]["cost"]
-    axes[1].set_title(f"Estimated cost per stage (total {_money(total)})")
+    saved = summary["accounting"]["totals"].get("saved_by_cache", 0.0)
+    cache = f"; the prefix cache saved {_money(saved)}" if saved else ""
+    axes[1].set_title(f"Estimated cost per stage (total {_money(total)}{cache})")
     axes[1].set_ylim(0, max([0.0001, *costs]) * 1.2)
     if unpriced:
         axes[1].text(
