@@ -12,7 +12,17 @@ Tokens: the prompt side is measured on the planned requests (about 4 characters 
 reply side is the mean of this stage's cached replies where the cache has some, else half of
 `max_tokens`. Money: tokens times `prices` in the config, per million tokens, per model, online
 (`cost`) and through the Batch API (`batch_cost`, from `batch_input_per_mtok` / `batch_output_per_mtok`;
-None where a model has none).
+None where a model has none), priced by glan.dataset.accounting.price_of as the build's replies are.
+
+Prefix caching: `cost_with_cache` and `batch_cost_with_cache` price a stage's `cached_share` of its
+prompt tokens at the cached-input price (`cached_input_per_mtok`, `batch_cached_input_per_mtok`; the
+input price where a model has none). The share is measured (glan.llm.prefix) on the first SAMPLE
+requests of the stage that the plan knows (cached or not, in plan order, so whole subjects of the first
+nodes): of each request, its longest common prefix with an earlier one, as OpenAI counts it (nothing
+under 1,024 tokens, else in 128-token steps), over their prompt tokens. That is what a cache that keeps
+every prefix of the build would give, so a rebuild that sends a few requests among cached ones gets
+less. A stage the plan knows no request of yet (all wait on missing replies) has no share (None) and
+nothing of it is priced as cached: plan again once the first nodes are built, as for its reply tokens.
 What changed since the last build is glan.cli.changes; the table is glan.cli.table.
 
 The planner also records the misses whose node has every upstream reply cached (`Planner.missing`):
@@ -30,9 +40,11 @@ from pathlib import Path
 
 from glan.cli.changes import changes, removed_nodes
 from glan.config import load_config, stage_llm, stage_settings
+from glan.dataset.accounting import price_of, uncached
 from glan.llm.backends import make_backend
 from glan.llm.cache import Entry, open_cache
 from glan.llm.lookup import Outcome, lookup
+from glan.llm.prefix import Seen, cached
 from glan.llm.request import Request, canonical_json
 from glan.prompts import Template
 from glan.runtime.run import JobPlan
@@ -42,6 +54,7 @@ from glan.taxonomy import leaves, load_taxonomy, select
 
 CHARS_PER_TOKEN = 4
 REPLY_SHARE = 0.5  # of max_tokens, for replies of a stage the cache has never seen
+SAMPLE = 20_000  # requests of a stage its cached share is measured on (a plan may hold 10 million)
 
 
 def backend_identity(llm: dict) -> str:
@@ -83,6 +96,10 @@ class StageEstimate:
     reply_tokens: int = 0
     cost: float | None = 0.0
     batch_cost: float | None = 0.0  # the same requests through the Batch API; None: the model has no batch prices
+    cached_share: float | None = None  # of the stage's prompt tokens, in a prefix sent before; None: not measured
+    cached_tokens: int = 0  # of prompt_tokens, that share
+    cost_with_cache: float | None = 0.0  # cost with the cached tokens at the cached price
+    batch_cost_with_cache: float | None = 0.0
     model: str = ""
     max_tokens: int = 0
     status: str = ""  # up to date | would change | not built | unknown until replies arrive
@@ -90,6 +107,10 @@ class StageEstimate:
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+# What adds up over the nodes of a stage's estimate.
+COUNTS = ("planned", "cached", "send", "estimated", "failed", "prompt_tokens", "reply_tokens", "cached_tokens")
 
 
 @dataclass
@@ -130,8 +151,29 @@ def fan_out(node: dict, config: dict) -> dict[str, dict[str, int]]:
     }
 
 
-def prompt_tokens(request: Request) -> int:
-    return len(canonical_json([request.messages, request.schema])) // CHARS_PER_TOKEN
+def prompt_text(request: Request) -> bytes:
+    """What a request's prompt tokens are counted on (CHARS_PER_TOKEN) and its shared prefix measured on."""
+    return canonical_json([request.messages, request.schema])
+
+
+class PrefixShare:
+    """The share of a stage's prompt tokens in a prefix sent before, measured on its first SAMPLE requests."""
+
+    def __init__(self) -> None:
+        self.seen: Seen[bytes] = Seen()
+        self.requests = self.tokens = self.cached = 0
+
+    def add(self, text: bytes) -> None:
+        if self.requests == SAMPLE:
+            return
+        self.requests += 1
+        length = len(text) // CHARS_PER_TOKEN
+        self.tokens += length
+        self.cached += cached(self.seen.add(text) // CHARS_PER_TOKEN, length)
+
+    @property
+    def share(self) -> float | None:
+        return self.cached / self.tokens if self.tokens else None
 
 
 class Planner:
@@ -144,6 +186,7 @@ class Planner:
         self.cache = CacheView(self.dir / config["cache_dir"])
         self.seen_reply_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
         self.seen_prompt_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
+        self.prefixes = {stage: PrefixShare() for stage in self.stages}
         self.missing: list[Missing] = []  # in the order planned; two nodes may plan the same request
 
     def close(self) -> None:
@@ -167,12 +210,14 @@ class Planner:
             for request in job.requests:
                 found = lookup(request, self.identities[name], self.cache, max_attempts)
                 outcome = found.outcome
-                self.seen_prompt_tokens[name].append(prompt_tokens(request))
+                text = prompt_text(request)
+                self.seen_prompt_tokens[name].append(len(text) // CHARS_PER_TOKEN)
+                self.prefixes[name].add(text)
                 if outcome is None:
                     missing += 1
                     if exact:  # every upstream stage of the node is complete
                         self.missing.append(Missing(name, found.key, found.pending))
-                    plan.prompt_tokens += prompt_tokens(request)
+                    plan.prompt_tokens += len(text) // CHARS_PER_TOKEN
                     outcomes.append(Outcome(request=request, key="", reply=None, error="not in the cache"))
                     continue
                 outcomes.append(outcome)
@@ -197,9 +242,10 @@ class Planner:
         prices = self.config["prices"]
         for node in plans:
             for stage, plan in node.stages.items():
+                plan.cached_share = self.prefixes[stage].share
                 if not plan.send:
                     plan.prompt_tokens = plan.reply_tokens = 0
-                    plan.cost = plan.batch_cost = 0.0
+                    plan.cost = plan.batch_cost = plan.cost_with_cache = plan.batch_cost_with_cache = 0.0
                     continue
                 seen = self.seen_prompt_tokens[stage]
                 per_prompt = sum(seen) / len(seen) if seen else len(str(self.templates[stage].parts)) / 4 + 100
@@ -207,17 +253,16 @@ class Planner:
                 replies = self.seen_reply_tokens[stage]
                 per_reply = sum(replies) / len(replies) if replies else plan.max_tokens * REPLY_SHARE
                 plan.reply_tokens = round(plan.send * per_reply)
-                price = prices.get(plan.model) or {}
-                plan.cost = money(price, "", plan.prompt_tokens, plan.reply_tokens)
-                plan.batch_cost = money(price, "batch_", plan.prompt_tokens, plan.reply_tokens)
-
-
-def money(price: dict, kind: str, prompt: int, reply: int) -> float | None:
-    """Tokens at a model's `prices` entry (`kind` "" online, "batch_" in batch); None where it has no such prices."""
-    rates = (price.get(f"{kind}input_per_mtok"), price.get(f"{kind}output_per_mtok"))
-    if rates[0] is None or rates[1] is None:
-        return None
-    return (prompt * rates[0] + reply * rates[1]) / 1e6
+                plan.cached_tokens = round(plan.prompt_tokens * (plan.cached_share or 0.0))
+                usage = {
+                    "prompt_tokens": plan.prompt_tokens,
+                    "completion_tokens": plan.reply_tokens,
+                    "prompt_tokens_details": {"cached_tokens": plan.cached_tokens},
+                }
+                plan.cost = price_of(plan.model, uncached(usage), prices)
+                plan.batch_cost = price_of(plan.model, uncached(usage), prices, "batch")
+                plan.cost_with_cache = price_of(plan.model, usage, prices)
+                plan.batch_cost_with_cache = price_of(plan.model, usage, prices, "batch")
 
 
 @dataclass
@@ -228,6 +273,7 @@ class Walk:
     records: dict[str, dict]  # every discipline of the taxonomy, selected or not
     nodes: list[NodePlan]
     missing: list[Missing]
+    shares: dict[str, float | None]  # per stage, the cached share of its prompt tokens (Planner.prefixes)
 
 
 def walk(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> Walk:
@@ -243,27 +289,29 @@ def walk(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] =
         planner.finish(plans)
     finally:
         planner.close()
-    return Walk(config, records, plans, planner.missing)
+    shares = {stage: prefix.share for stage, prefix in planner.prefixes.items()}
+    return Walk(config, records, plans, planner.missing, shares)
 
 
 def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> dict:
     """The plan of the selected nodes, as a document (the CLI prints it, tests compare it with a build)."""
     planned = walk(directory, configfiles)
     plans = planned.nodes
-    totals = {stage: StageEstimate() for stage in active(planned.config)}
+    totals = {stage: StageEstimate(cached_share=planned.shares[stage]) for stage in active(planned.config)}
     unpriced: dict[str, set[str]] = {"cost": set(), "batch_cost": set()}
     for node in plans:
         for stage, plan in node.stages.items():
             total = totals[stage]
-            for key in ("planned", "cached", "send", "estimated", "failed", "prompt_tokens", "reply_tokens"):
+            for key in COUNTS:
                 setattr(total, key, getattr(total, key) + getattr(plan, key))
-            for kind, models in unpriced.items():
+            for kind in ("cost", "batch_cost", "cost_with_cache", "batch_cost_with_cache"):
                 value = getattr(plan, kind)
-                if value is None:
-                    models.add(plan.model)
+                if value is None:  # a model unpriced with the cache is unpriced without it
+                    unpriced[kind.removesuffix("_with_cache")].add(plan.model)
                 else:
                     setattr(total, kind, (getattr(total, kind) or 0.0) + value)
     gone = removed_nodes(Path(directory), planned.records)
+    prompt = sum(t.prompt_tokens for t in totals.values())
     return {
         "nodes": {n.id: {"stages": {s: p.as_dict() for s, p in n.stages.items()}, "changes": n.changes} for n in plans},
         "totals": {s: p.as_dict() for s, p in totals.items()},
@@ -273,5 +321,9 @@ def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, 
         "unpriced": sorted(unpriced["cost"]),
         "batch_cost": sum(t.batch_cost or 0.0 for t in totals.values()),  # of the models with batch prices
         "batch_unpriced": sorted(unpriced["batch_cost"]),  # models that would send and have no batch prices
+        # Prefix caching: the share of the prompt tokens to send in a prefix sent before, and the costs with it.
+        "cached_share": sum(t.cached_tokens for t in totals.values()) / prompt if prompt else None,
+        "cost_with_cache": sum(t.cost_with_cache or 0.0 for t in totals.values()),
+        "batch_cost_with_cache": sum(t.batch_cost_with_cache or 0.0 for t in totals.values()),
         "removed": gone,
     }
