@@ -19,9 +19,6 @@ from glan.llm.retry import EndpointError, TransientError
 if TYPE_CHECKING:
     import openai
 
-OPENAI_SAMPLING = {"temperature", "top_p", "max_tokens", "stop", "presence_penalty", "frequency_penalty"}
-# What the client's `create` takes by name; anything else of a body goes as `extra_body`.
-CREATE_ARGUMENTS = {"model", "messages", "seed", "response_format", *OPENAI_SAMPLING}
 USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # Of each details dict of a usage, what accounting prices or reports; a server that gives none is stored as before.
 USAGE_DETAILS = {"prompt_tokens_details": ("cached_tokens",), "completion_tokens_details": ("reasoning_tokens",)}
@@ -110,25 +107,26 @@ class OpenAIBackend:
         return self._client
 
     async def complete(self, request: Request) -> Reply:
+        """Posted through the client's own HTTP layer (its auth, base URL, timeouts, connection pool and
+        errors), not its typed `create`: that one's parameter transforms and response models took more
+        CPU than the rest of a request's path (bench/edit.py). The reply's JSON is read as a batch line's."""
         import openai
 
-        body = chat_body(request)
-        extra = {k: body.pop(k) for k in list(body) if k not in CREATE_ARGUMENTS}
         try:
-            response = await self.client.chat.completions.create(**body, extra_body=extra or None)
+            content = await self.client.post("/chat/completions", body=chat_body(request), cast_to=bytes)
         except openai.APIConnectionError as error:  # timeouts included
             raise TransientError(f"{self.base_url} did not answer ({type(error).__name__}: {error})") from error
         except openai.APIStatusError as error:
             raise self.failure(error) from error
-        if not response.choices:
+        try:
+            reply = reply_of(orjson.loads(content))
+        except (orjson.JSONDecodeError, AttributeError) as error:
+            raise TransientError(
+                f"{self.base_url} answered what is not a chat completion: {content[:200]!r}"
+            ) from error
+        if reply is None:
             raise TransientError("reply without choices")
-        choice = response.choices[0]
-        return Reply(
-            text=choice.message.content or "",
-            finish_reason=choice.finish_reason,
-            usage=usage_of(response.usage.model_dump() if response.usage else None),
-            model=response.model,
-        )
+        return reply
 
     def failure(self, error) -> TransientError | EndpointError:
         """What an HTTP error status means: worth asking again, or a permanent error in the server's
