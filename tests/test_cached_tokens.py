@@ -19,6 +19,7 @@ from test_batch_cli import plan
 from test_report import sample
 
 from glan.cli.plan import build_plan
+from glan.cli.table import format_plan
 from glan.dataset.accounting import account, price_of
 from glan.dataset.report.plots import plot_cost
 from glan.fake_server import FakeLLM
@@ -202,6 +203,9 @@ def test_the_plan_prices_the_share_of_prompt_tokens_in_a_prefix_already_sent_at_
     assert document["cached_share"] == pytest.approx(subjects["cached_tokens"] / prompt)
     assert document["cost_with_cache"] == pytest.approx(document["cost"] - saved)
     assert document["batch_cost_with_cache"] == pytest.approx(document["batch_cost"] - saved_in_batch)
+    table = format_plan(document, all_nodes=False)
+    with_cache = f"{document['cost_with_cache']:.4f} online, {document['batch_cost_with_cache']:.4f} in batch."
+    assert any(line.startswith("With prefix caching (") and line.endswith(with_cache) for line in table)
 
 
 def test_a_batch_build_keeps_the_lines_usage_details_and_prices_them_at_the_batch_cached_price(tmp_path):

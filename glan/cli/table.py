@@ -37,6 +37,12 @@ def format_plan(document: dict, all_nodes: bool = False) -> list[str]:
         f"on replies not in the cache yet); estimated cost {document['cost']:.4f} online, "
         f"{document['batch_cost']:.4f} in batch" + unpriced_note(document) + "."
     )
+    online, batch = document.get("cost_with_cache"), document.get("batch_cost_with_cache")
+    if document.get("cached_share") and online is not None and batch is not None:
+        lines.append(
+            f"With prefix caching ({document['cached_share']:.1%} of prompt tokens in a prefix already sent, "
+            f"at the cached price): {online:.4f} online, {batch:.4f} in batch."
+        )
     changed = {i: n["changes"] for i, n in document["nodes"].items() if n["changes"]}
     lines.append("")
     lines.append(f"Changed since the last build: {len(changed)} node(s)" + (":" if changed else ""))

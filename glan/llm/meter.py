@@ -21,7 +21,7 @@ import asyncio
 import time
 from dataclasses import asdict, dataclass, field, fields
 
-from glan.dataset.accounting import price_of
+from glan.dataset.accounting import cached_tokens, price_of
 from glan.llm.cache import Entry
 from glan.llm.request import Request
 
@@ -128,12 +128,15 @@ class Meter:
         return found
 
     def job_started(self, stage: str, requests: list[Request]) -> None:
+        """A job's requests are planned; the job counts under its first model (a job with none is not
+        counted: it neither sends nor tells the projection anything)."""
         by_model: dict[str, int] = {}
         for request in requests:
             by_model[request.model] = by_model.get(request.model, 0) + 1
         for model, count in by_model.items():
             self.tally(stage, model).planned += count
-        self.tally(stage, requests[0].model if requests else "").jobs += 1
+        if requests:
+            self.tally(stage, requests[0].model).jobs += 1
 
     def spent(self, scope: str) -> float:
         return sum(t.cost for (stage, _), t in self.tallies.items() if scope in (TOTAL, stage))
@@ -190,7 +193,7 @@ class Meter:
         tally.sent += 1
         usage = entry.reply.usage or {}
         tally.prompt_tokens += usage.get("prompt_tokens", 0)
-        tally.cached_tokens += (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+        tally.cached_tokens += cached_tokens(usage)
         tally.completion_tokens += usage.get("completion_tokens", 0)
         cost = price_of(request.model, usage, self.prices, entry.via)
         if cost is None:
