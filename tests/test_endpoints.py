@@ -108,7 +108,7 @@ def test_json_schema_against_llama_cpp_server_stops_at_preflight_with_the_server
 
 def test_a_wrong_key_stops_at_preflight_naming_the_key(tmp_path, llama):
     output, _ = failed_run(real_workflow(tmp_path, llama), OPENAI_API_KEY="sk-wrong")
-    assert f"{llama.base_url} refused the API key" in output and "OPENAI_API_KEY" in output
+    assert f"preflight: {llama.base_url} answered HTTP 401" in output and "OPENAI_API_KEY" in output
 
 
 def test_an_unknown_model_stops_at_preflight_naming_the_served_ones(tmp_path, llama):

@@ -44,7 +44,7 @@ class Target:
 
     @property
     def model_keys(self) -> str:
-        return " or ".join(f"stages.{s}.llm.model" for s in self.stages) if self.stages else "llm.model"
+        return " or ".join(f"stages.{s}.llm.model" for s in self.stages)
 
 
 async def check(target: Target, settings: dict) -> None:
@@ -68,10 +68,8 @@ async def _served(backend: OpenAIBackend, target: Target) -> None:
             "(with its /v1)."
         ) from error
     except openai.APIStatusError as error:
-        if error.status_code in (401, 403):
-            raise PreflightFailed(
-                f"{url} refused the API key (HTTP {error.status_code}). Set OPENAI_API_KEY to a key it accepts."
-            ) from error
+        if error.status_code in (401, 403):  # the backend's words for a refused key, as a job would give them
+            raise PreflightFailed(str(backend.failure(error))) from error
         return  # a server without a model list: the probe finds out
     if served and target.model not in served:
         raise PreflightFailed(
