@@ -4,6 +4,18 @@ It rejects `response_format: json_schema` (with HTTP 500 and a validation messag
 stops a json_schema build (and a closed port, a wrong key, an unknown model) in seconds, with one
 message that names the URL and the fix and no traceback, and without the preflight the job fails at
 once (no retry) with the server's words.
+
+In `json_object` mode a tiny build goes through it: one request a stage, each artifact valid against
+its stage's schema, one record. The server computes one request at a time, on one thread (two spin
+against Snakemake's processes on 2 cores: 5-28 tokens/s instead of 45), so the build sends one at a
+time. The model is a 270M base model whose question and answer replies are often cut off by the
+token cap or empty: each request may be asked 8 times (in 21 builds, seeds 0-20, answers took up to 6
+asks, so 5 would have failed one; a job of one request fails on any reject, whatever
+llm.max_reject_share), and answers end at a blank line, as the embedded backend's do, since a base
+model does not end a chat turn.
+
+Not tested against it: `prompt` mode. This model ignores a schema in the prompt (its replies are
+prose), so prompt mode is tested against the loopback server only (tests/test_structured_output.py).
 """
 
 from __future__ import annotations
@@ -16,19 +28,24 @@ import time
 import urllib.request
 from pathlib import Path
 
+import jsonschema
+import orjson
 import pytest
 from helpers import API_KEY, Workflow
 
 from glan.llm.backends.local.model_file import ensure_model
+from glan.llm.backends.openai_compat import chat_body
+from glan.llm.request import Request
+from glan.stages import questions, subjects, syllabus
 
 ALIAS = "gemma-server"
-# One discipline, the smallest counts: 1 subjects query of 2 subjects, 2 sessions each, 1 question a
-# subject, short replies: 2 + 2 + 2 + 2 requests.
+# One discipline, the smallest counts: 1 subject with 1 subtopic, 1 session of 1 concept, 1 question,
+# so 4 requests and 1 record; replies capped short (answers end at a blank line).
 SMALLEST = {
-    "subjects": {"queries": 1, "per_query": 2, "subtopics": 2, "sampling": {"max_tokens": 256}},
-    "syllabus": {"sessions": 2, "concepts_per_session": 2, "sampling": {"max_tokens": 384}},
-    "questions": {"per_subject": 1, "max_concepts": 2, "sampling": {"max_tokens": 128}},
-    "answers": {"sampling": {"max_tokens": 96}},
+    "subjects": {"queries": 1, "per_query": 1, "subtopics": 1, "sampling": {"max_tokens": 256}},
+    "syllabus": {"sessions": 1, "concepts_per_session": 1, "sampling": {"max_tokens": 384}},
+    "questions": {"per_subject": 1, "max_concepts": 1, "sampling": {"max_tokens": 128}},
+    "answers": {"sampling": {"max_tokens": 128, "stop": ["\n\n"]}},
 }
 ONE_DISCIPLINE = {"taxonomy": [{"name": "Physics", "children": [{"name": "Optics", "description": "Light."}]}]}
 NODE = "results/nodes/physics/optics"
@@ -41,7 +58,7 @@ class LlamaServer:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", ALIAS]
-        command += ["--port", str(self.port), "--n_ctx", "4096", "--n_threads", "2", "--api_key", API_KEY]
+        command += ["--port", str(self.port), "--n_ctx", "4096", "--n_threads", "1", "--api_key", API_KEY]
         self.process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while not self.ready():
@@ -130,3 +147,33 @@ def test_without_preflight_a_permanent_error_fails_its_job_at_once_in_one_paragr
     assert "Input should be 'text' or 'json_object'" in output and "llm.structured_output: json_object" in output
     log = (tmp_path / "logs/physics/optics/subjects.log").read_text()
     assert "Traceback" in log and "retrying" not in log
+
+
+def sent_question_length() -> int:
+    """The longest question a json_object request lets the server's grammar write. llama.cpp cannot parse
+    the grammar of a string longer than 1001, and llama-cpp-python 0.3.36's server then crashes (it adds a
+    NULL sampler): every later request of the build gets a dropped connection (APIConnectionError)."""
+    request = Request(model=ALIAS, messages=[], params={}, schema=questions.SCHEMA, structured_output="json_object")
+    return chat_body(request)["response_format"]["schema"]["properties"]["question"].get("maxLength", 0)
+
+
+@pytest.mark.xfail(sent_question_length() > 1001, run=False, reason="the questions schema crashes the server")
+def test_a_tiny_json_object_build_through_it_yields_valid_artifacts_and_the_whole_dataset(tmp_path, llama):
+    workflow = real_workflow(tmp_path, llama, structured_output="json_object", concurrency=1, max_attempts=8)
+    started = time.monotonic()
+    workflow.run()
+    seconds = time.monotonic() - started
+
+    node = workflow.path(NODE)
+    (subject,) = orjson.loads((node / "subjects.json").read_bytes())["subjects"]
+    listed = {k: v for k, v in subject.items() if k != "keys"}
+    jsonschema.validate({"subjects": [listed]}, subjects.schema(SMALLEST["subjects"]))
+    (course,) = orjson.loads((node / "syllabus.json").read_bytes())["subjects"]
+    jsonschema.validate({"sessions": course["sessions"]}, syllabus.schema(SMALLEST["syllabus"]))
+    (question,) = map(orjson.loads, (node / "questions.jsonl").read_bytes().splitlines())
+    jsonschema.validate({"question": question["question"]}, questions.SCHEMA)
+    (record,) = map(orjson.loads, workflow.dataset().splitlines())
+    asked, answered = record["messages"]
+    assert asked == {"role": "user", "content": question["question"]}
+    assert answered["role"] == "assistant" and answered["content"].strip()
+    print(f"\ntiny json_object build through llama-cpp-python's server: {seconds:.1f} s, 1 record")
