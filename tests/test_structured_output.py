@@ -68,3 +68,21 @@ def test_the_default_mode_said_aloud_re_runs_nothing_and_another_mode_re_runs_th
         workflow.overlay["llm"]["structured_output"] = "json_object"
         planned = workflow.run("-n").stdout
         assert all(f"rule {stage}:" in planned for stage in ("subjects", "syllabus", "questions"))
+
+
+def test_json_object_sends_string_limits_llama_cpps_grammar_can_parse_and_keeps_the_requests_own():
+    from glan.llm.backends.openai_compat import GRAMMAR_MAX_LENGTH, chat_body
+    from glan.llm.request import Request
+    from glan.stages import questions
+
+    request = Request(
+        model="m", messages=[{"role": "user", "content": "q"}], schema=questions.SCHEMA, structured_output="json_object"
+    )
+    sent = chat_body(request)["response_format"]["schema"]["properties"]["question"]["maxLength"]
+    assert sent == GRAMMAR_MAX_LENGTH < questions.SCHEMA["properties"]["question"]["maxLength"]
+    assert (
+        chat_body(Request(**{**request.__dict__, "structured_output": "json_schema"}))["response_format"][
+            "json_schema"
+        ]["schema"]
+        == questions.SCHEMA
+    )

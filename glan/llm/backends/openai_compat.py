@@ -23,6 +23,11 @@ USAGE = ("prompt_tokens", "completion_tokens", "total_tokens")
 # Of each details dict of a usage, what accounting prices or reports; a server that gives none is stored as before.
 USAGE_DETAILS = {"prompt_tokens_details": ("cached_tokens",), "completion_tokens_details": ("reasoning_tokens",)}
 SCHEMA_IN_PROMPT = "Reply with only a JSON object, and no other text, that matches this JSON Schema:"
+# llama.cpp's grammar parser takes no string longer than 1001 characters, and llama-cpp-python's server
+# (0.3.36) crashes on such a schema. json_object mode (llama-cpp-python's) sends string limits capped here.
+# No key changes (keys hash requests, not bodies); online, a reply is validated against the request's own
+# schema, and a batch line against the body's (glan.llm.batch reads the schema back from it).
+GRAMMAR_MAX_LENGTH = 1000
 
 
 def chat_body(request: Request) -> dict:
@@ -37,12 +42,23 @@ def chat_body(request: Request) -> dict:
             "json_schema": {"name": request.schema_name or "reply", "schema": request.schema, "strict": True},
         }
     elif request.structured_output == "json_object":
-        body["response_format"] = {"type": "json_object", "schema": request.schema}
+        body["response_format"] = {"type": "json_object", "schema": _grammar_safe(request.schema)}
     else:  # prompt: for a server that takes no response_format; the reply is validated all the same
         *before, last = request.messages
         instruction = f"{last['content']}\n\n{SCHEMA_IN_PROMPT}\n{orjson.dumps(request.schema).decode()}"
         body["messages"] = [*before, {**last, "content": instruction}]
     return body
+
+
+def _grammar_safe(schema):
+    if isinstance(schema, dict):
+        safe = {k: _grammar_safe(v) for k, v in schema.items()}
+        if isinstance(safe.get("maxLength"), int) and safe["maxLength"] > GRAMMAR_MAX_LENGTH:
+            safe["maxLength"] = GRAMMAR_MAX_LENGTH
+        return safe
+    if isinstance(schema, list):
+        return [_grammar_safe(item) for item in schema]
+    return schema
 
 
 def schema_of(body: dict) -> dict | None:
@@ -134,7 +150,7 @@ class OpenAIBackend:
         (llama-cpp-python answers an unsupported response_format with HTTP 500)."""
         status, words = error.status_code, server_words(error)
         said = f"{self.base_url} answered HTTP {status}: {words}"
-        if status == 401:
+        if status in (401, 403):
             return EndpointError(f"{said}. The key was refused: set OPENAI_API_KEY")
         if status in (408, 409, 429) or (status >= 500 and not REQUEST_INVALID.search(words)):
             return TransientError(said, _retry_after(error.response), status == 429)
@@ -159,10 +175,13 @@ WORDS = 300  # characters of a server's message kept in an error
 
 
 def server_words(error) -> str:
-    """The server's own message of an openai.APIStatusError, in a line: OpenAI's `error.message`, or the
-    field and message of a validation error (not its traceback)."""
+    """The server's own message of an openai.APIStatusError, in a line: OpenAI's `error.message`, FastAPI's
+    `detail`, or the field and message of a validation error (not its traceback)."""
     body = error.body
-    message = body.get("message") if isinstance(body, dict) else None
+    message = None
+    if isinstance(body, dict):
+        detail = body.get("detail")  # FastAPI's, for an HTTPException
+        message = body.get("message") or (detail if isinstance(detail, str) else None)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         message = body["error"].get("message") or message
     text = str(message or body or error.message)
