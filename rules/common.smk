@@ -70,7 +70,7 @@ if Budget.of_config(config).limits:
             "llm.budget is held by the stage server of a local run: run this build on the submit host "
             "without the cluster profile, or unset llm.budget (and stages.<stage>.llm.budget)"
         )
-    if problems := budget_problems(config, active(config), stage_llm):
+    if problems := budget_problems(config, active(config)):
         raise WorkflowError(
             "llm.budget is set, but "
             + "; ".join(problems)
@@ -93,16 +93,14 @@ onstart:
             check_local_backend(config["llm"])
         except LocalBackendError as error:
             raise WorkflowError(str(error))
+    jobs = stage_jobs()
     try:
-        preflight_run(config, stage_jobs())
+        preflight_run(config, jobs)
     except PreflightFailed as error:
         raise WorkflowError(
             f"preflight: {error}\n(skip it with --config llm.preflight=false)"
         )
-    start_run(
-        dict(Counter(job.stage for job in stage_jobs())),
-        config["progress"]["interval"],
-    )
+    start_run(dict(Counter(job.stage for job in jobs)), config["progress"]["interval"])
     if SERVED:
         start_for_run(settings_of(config))
         let_every_job_wait()

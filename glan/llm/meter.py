@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 
+from glan.config import stage_llm
 from glan.dataset.accounting import cached_tokens, price_of
 from glan.llm.cache import Entry
 from glan.llm.request import Request
@@ -84,7 +86,7 @@ class Budget:
         return [scope for scope in (TOTAL, stage) if scope in self.limits]
 
 
-def budget_problems(config: dict, stages: list[str], stage_llm) -> list[str]:
+def budget_problems(config: dict, stages: Iterable[str]) -> list[str]:
     """Models a budget covers that the price table cannot price: a budget must never be a free pass."""
     budget = Budget.of_config(config)
     problems = []
@@ -179,11 +181,13 @@ class Meter:
 
     def settle(self, stage: str, request: Request, reservation: float, entry: Entry | None) -> None:
         """The request is back: stored as `entry`, or None when it never got a reply (cancelled, failed)."""
-        for scope in self.budget.scopes(stage):
+        scopes = self.budget.scopes(stage)
+        for scope in scopes:
             self.reserved[scope] -= reservation
             self.flying[scope] -= 1
-        self._settled.set()
-        self._settled = asyncio.Event()
+        if scopes:  # only requests under a budget wait in admit
+            self._settled.set()
+            self._settled = asyncio.Event()
         tally = self.tally(stage, request.model)
         tally.in_flight -= 1
         if entry is None:
