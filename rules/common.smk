@@ -100,7 +100,9 @@ onstart:
         raise WorkflowError(
             f"preflight: {error}\n(skip it with --config llm.preflight=false)"
         )
-    start_run(dict(Counter(job.stage for job in jobs)), config["progress"]["interval"])
+    start_run(
+        dict(Counter(job.stage for job in jobs)), config["progress"]["interval"]
+    )
     if SERVED:
         start_for_run(settings_of(config))
         let_every_job_wait()
