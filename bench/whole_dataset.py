@@ -1,0 +1,188 @@
+"""Whole-dataset steps after a one-node edit, against their full time (issue 15).
+
+A built tree is made without an endpoint: every discipline gets synthetic records of the dataset's
+shape (questions of 40 to 80 words, answers of 150 to 350, 1% exact and 1% near duplicates, some
+across disciplines) and their replies in the cache, with every upstream artifact present and older.
+Then Snakemake runs only what follows the answers: the dataset, cleaning, accounting, export and
+the report. The full time is that first run; the edit rewrites one discipline's answers (as an edit
+of its prompt would) and the second run is timed against it. Per-rule seconds come from the rules'
+`benchmark:` files.
+
+    python whole_dataset.py                        # 100,000 records: 50 disciplines of 2,000
+    python whole_dataset.py --disciplines 10 --records 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import yaml
+from harness import Workspace, synthetic_taxonomy
+
+from glan.io import dump_line, write_json
+from glan.llm.cache import Entry, open_cache
+from glan.llm.request import Reply
+from glan.taxonomy import leaves, parse_taxonomy
+
+UPSTREAM = [("subjects", ".json"), ("syllabus", ".json"), ("questions", ".jsonl")]
+SUBJECTS = 40  # per discipline: records share their subjects and syllabus replies
+DIFFICULTIES = {"single-session": ("easy", "medium"), "two-sessions": ("hard",)}
+
+
+def vocabulary(size: int = 6000) -> list[str]:
+    chance = random.Random(7)
+    return ["".join(chance.choices("abcdefghijklmnoprstuvwy", k=chance.randint(2, 10))) for _ in range(size)]
+
+
+class Records:
+    """Synthetic records: text from a fixed vocabulary, keys and usage of the replies behind them."""
+
+    def __init__(self, seed: int):
+        self.chance = random.Random(seed)
+        self.words = vocabulary()
+        self.questions: list[str] = []  # of every discipline so far: duplicates are drawn from them
+
+    def text(self, low: int, high: int) -> str:
+        return " ".join(self.chance.choices(self.words, k=self.chance.randint(low, high)))
+
+    def question(self) -> str:
+        draw = self.chance.random()
+        if self.questions and draw < 0.01:
+            return self.chance.choice(self.questions).upper()  # an exact duplicate, once folded
+        if self.questions and draw < 0.02:
+            words = self.chance.choice(self.questions).split()
+            words[self.chance.randrange(len(words))] = self.chance.choice(self.words)
+            return " ".join(words)  # a near duplicate
+        return self.text(40, 80)
+
+    def node(self, node: str, path: list[str], count: int, version: str, cache) -> list[dict]:
+        records = []
+        for index in range(count):
+            subject = f"Subject {index % SUBJECTS} of {path[-1]}"
+            question = self.question()
+            self.questions.append(question)
+            strategy = self.chance.choice(list(DIFFICULTIES))
+            keys = {
+                "subjects": f"{node}|subjects",
+                "syllabus": f"{node}|syllabus|{index % SUBJECTS}",
+                "questions": f"{node}|questions|{index}",
+                "answers": f"{node}|answers|{index}|{version}",
+            }
+            keys = {stage: _hash(key) for stage, key in keys.items()}
+            answer = self.text(150, 350)
+            for stage, key in keys.items():
+                completion = len(answer.split()) if stage == "answers" else self.chance.randint(50, 900)
+                usage = {"prompt_tokens": self.chance.randint(90, 1100), "completion_tokens": completion}
+                usage["total_tokens"] = usage["prompt_tokens"] + completion
+                cache.put(key, Entry(reply=Reply(text="{}", usage=usage)))
+            records.append(
+                {
+                    "id": keys["questions"],
+                    "messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+                    "provenance": {
+                        "node": node,
+                        "path": path,
+                        "subject": subject,
+                        "level": "undergraduate",
+                        "strategy": strategy,
+                        "difficulty": self.chance.choice(DIFFICULTIES[strategy]),
+                        "sessions": [{"number": 1, "title": "Session one"}],
+                        "concepts": ["a concept", "another concept"],
+                        "models": dict.fromkeys(keys, "bench"),
+                        "keys": keys,
+                    },
+                }
+            )
+        return records
+
+
+def _hash(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_built_tree(workspace: Workspace, taxonomy: dict, per_node: int) -> list[tuple[str, list[str]]]:
+    """Every discipline's artifacts up to its answers, each stage newer than the one before."""
+    workspace.snakemake("-n", "--cores", "1")  # writes the node files
+    nodes = [(leaf.id, list(leaf.path)) for leaf in leaves(parse_taxonomy(yaml.safe_dump(taxonomy)))]
+    root = workspace.dir
+    for stage, suffix in UPSTREAM:
+        for node, _ in nodes:
+            (root / "results/nodes" / node / f"{stage}{suffix}").write_text("{}\n" if suffix == ".json" else "")
+            (root / "results/nodes" / node / f"{stage}.rejects.jsonl").write_text("")
+        time.sleep(0.02)
+    records = Records(seed=1)
+    with open_cache(root / "cache") as cache:
+        for node, path in nodes:
+            write_answers(workspace, node, records.node(node, path, per_node, "v1", cache))
+            log = root / "logs" / node
+            log.mkdir(parents=True, exist_ok=True)
+            for stage in ("subjects", "syllabus", "questions", "answers"):
+                (log / f"{stage}.log").write_text(f"{stage}: planned=1 cached=0 sent=1 retried=0 rejected_replies=0\n")
+    return nodes
+
+
+def write_answers(workspace: Workspace, node: str, records: list[dict]) -> None:
+    folder = workspace.dir / "results/nodes" / node
+    (folder / "answers.jsonl").write_bytes(b"".join(map(dump_line, records)))
+    (folder / "answers.rejects.jsonl").write_text("")
+
+
+def rule_seconds(workspace: Workspace, since: float) -> dict[str, float]:
+    """Seconds per rule, summed over the jobs that ran since `since` (their benchmark files)."""
+    seconds: dict[str, float] = defaultdict(float)
+    for tsv in (workspace.dir / "benchmarks").glob("**/*.tsv"):
+        if tsv.stat().st_mtime < since:
+            continue
+        with tsv.open() as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        rule = tsv.stem if tsv.parent.name in ("benchmarks", "clean", "report") else f"{tsv.stem} (per node)"
+        seconds[rule] += float(row["s"])
+    return dict(sorted(seconds.items()))
+
+
+def timed_run(workspace: Workspace) -> tuple[float, dict[str, float]]:
+    started = time.time()
+    plan = workspace.snakemake("-n", "--cores", "2", "--rerun-triggers", "mtime")[1]
+    assert "rule answers:" not in plan and "rule subjects:" not in plan, plan[-3000:]
+    wall, _ = workspace.snakemake("--cores", "2", "--rerun-triggers", "mtime")
+    return wall, rule_seconds(workspace, started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--disciplines", type=int, default=50)
+    parser.add_argument("--records", type=int, default=2000, help="records per discipline")
+    args = parser.parse_args()
+    taxonomy = synthetic_taxonomy(args.disciplines)
+    overlay = {"select": [], "llm": {"backend": "openai", "model": "bench", "endpoint": "bench"}}
+    workspace = Workspace(taxonomy, overlay)
+    try:
+        nodes = write_built_tree(workspace, taxonomy, args.records)
+        full, full_rules = timed_run(workspace)
+        edited, path = nodes[len(nodes) // 2]
+        with open_cache(workspace.dir / "cache") as cache:
+            records = Records(seed=2).node(edited, path, args.records, "v2", cache)
+        time.sleep(0.02)
+        write_answers(workspace, edited, records)
+        edit, edit_rules = timed_run(workspace)
+        write_json(workspace.dir / "bench-result.json", {"full": full_rules, "edit": edit_rules})
+    finally:
+        workspace.cleanup()
+    total = args.disciplines * args.records
+    print(f"{total:,} records in {args.disciplines} disciplines; one discipline's answers edited")
+    print(f"{'rule':<28}{'full (s)':>10}{'after the edit (s)':>20}")
+    for rule in sorted(set(full_rules) | set(edit_rules)):
+        print(f"{rule:<28}{full_rules.get(rule, 0):>10.2f}{edit_rules.get(rule, 0):>20.2f}")
+    print(f"snakemake, command to end: full {full:.1f} s, after the edit {edit:.1f} s = {edit / full:.0%} (target 10%)")
+    print(f"full time per million records: {full / total * 1e6:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
