@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+from typing import Protocol
 
 
 class TokenBucket:
@@ -26,19 +27,34 @@ class TokenBucket:
         self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
         self.stamp = now
 
+    def _try(self, amount: float) -> float:
+        """Take `amount` if it fits: 0; else the seconds until it will."""
+        self._refill()
+        if self.level >= amount:
+            self.level -= amount
+            return 0.0
+        return (amount - self.level) / self.rate
+
     async def take(self, amount: float) -> None:
         amount = min(amount, self.capacity)
-        while True:
-            self._refill()
-            if self.level >= amount:
-                self.level -= amount
-                return
-            await asyncio.sleep((amount - self.level) / self.rate)
+        while wait := self._try(amount):
+            await asyncio.sleep(wait)
+
+
+class Slots(Protocol):
+    """What a send takes a slot of and gives it back to: a Limiter, or one process's end of a cap shared
+    by several (glan.llm.shared)."""
+
+    async def acquire(self, tokens: int) -> None: ...
+
+    def release(self, rate_limited: bool = False, retry_after: float | None = None) -> None: ...
 
 
 class Limiter:
     """Requests wait in a queue and each release hands its slot to the next in line: waking one
     waiter per free slot, not all of them, keeps a release cheap with thousands queued."""
+
+    bucket = TokenBucket  # how a per-minute budget is kept
 
     def __init__(self, cap: int, requests_per_minute: float | None = None, tokens_per_minute: float | None = None):
         self.cap = max(1, cap)
@@ -47,12 +63,19 @@ class Limiter:
         self.successes = 0
         self.paused_until = 0.0
         self.cuts = 0
-        self.requests = TokenBucket(requests_per_minute) if requests_per_minute else None
-        self.tokens = TokenBucket(tokens_per_minute) if tokens_per_minute else None
+        self.requests = self.bucket(requests_per_minute) if requests_per_minute else None
+        self.tokens = self.bucket(tokens_per_minute) if tokens_per_minute else None
         self._waiting: collections.deque[asyncio.Future] = collections.deque()
         self._resume: asyncio.TimerHandle | None = None
 
     async def acquire(self, tokens: int) -> None:
+        await self._slot()
+        if self.requests:
+            await self.requests.take(1)
+        if self.tokens:
+            await self.tokens.take(tokens)
+
+    async def _slot(self) -> None:
         if not self._waiting and not self._paused() and self.in_flight < int(self.limit):
             self.in_flight += 1
         else:
@@ -68,12 +91,14 @@ class Limiter:
                     self.in_flight -= 1
                     self._hand_over()
                 raise
-        if self.requests:
-            await self.requests.take(1)
-        if self.tokens:
-            await self.tokens.take(tokens)
 
     def release(self, rate_limited: bool = False, retry_after: float | None = None) -> None:
+        self._settle(rate_limited, retry_after)
+        self._hand_over()
+
+    def _settle(self, rate_limited: bool, retry_after: float | None) -> None:
+        """AIMD on a request's return: a 429 cuts the limit by a quarter and pauses; a run of successes as
+        long as the limit wins one slot back."""
         self.in_flight -= 1
         if rate_limited:
             self.limit = max(1.0, self.limit * 0.75)
@@ -85,7 +110,6 @@ class Limiter:
             if self.successes >= self.limit and self.limit < self.cap:
                 self.limit += 1
                 self.successes = 0
-        self._hand_over()
 
     def _paused(self) -> bool:
         return time.monotonic() < self.paused_until

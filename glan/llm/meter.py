@@ -157,27 +157,33 @@ class Meter:
 
         Where only the reservations of requests in flight leave no room, wait for them to come back: they
         may cost less than reserved. Refuse once the spend alone has reached the budget."""
+        while (reservation := self._reserve(stage, request, via)) is None:
+            await self._come_back()
+        return reservation
+
+    def _reserve(self, stage: str, request: Request, via: str) -> float | None:
+        """The reservation made, or None while requests in flight fill the budget."""
         scopes = self.budget.scopes(stage)
-        while True:
-            refused = [scope for scope in scopes if scope in self.stopped]
-            expected = self.expected_cost(stage, request, via) if scopes else 0.0
-            over = refused or [
-                scope
-                for scope in scopes
-                if self.spent(scope) + self.reserved.get(scope, 0.0) >= self.budget.limits[scope]
-            ]
-            if not over:
-                break
-            if refused or not any(self.flying.get(scope) for scope in over):
-                self.stopped.update({scope: self.stop_message(scope) for scope in over if scope not in self.stopped})
-                self.tally(stage, request.model).refused += 1
-                raise OverBudget(self.stop_message(over[0]))
-            await self._settled.wait()
+        refused = [scope for scope in scopes if scope in self.stopped]
+        expected = self.expected_cost(stage, request, via) if scopes else 0.0
+        over = refused or [
+            scope for scope in scopes if self.spent(scope) + self.reserved.get(scope, 0.0) >= self.budget.limits[scope]
+        ]
+        if over and not refused and any(self.flying.get(scope) for scope in over):
+            return None
+        if over:
+            self.stopped.update({scope: self.stop_message(scope) for scope in over if scope not in self.stopped})
+            self.tally(stage, request.model).refused += 1
+            raise OverBudget(self.stop_message(over[0]))
         for scope in scopes:
             self.reserved[scope] = self.reserved.get(scope, 0.0) + expected
             self.flying[scope] = self.flying.get(scope, 0) + 1
         self.tally(stage, request.model).in_flight += 1
         return expected
+
+    async def _come_back(self) -> None:
+        """Until a request in flight comes back."""
+        await self._settled.wait()
 
     def settle(self, stage: str, request: Request, reservation: float, entry: Entry | None) -> None:
         """The request is back: stored as `entry`, or None when it never got a reply (cancelled, failed)."""

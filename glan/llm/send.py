@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from glan.llm.backends import Backend, connection, make_backend
 from glan.llm.batch import Batcher
 from glan.llm.cache import Entry, ReplyCache, open_cache
-from glan.llm.limits import Limiter, job_share
+from glan.llm.limits import Slots, job_share
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.meter import Meter, OverBudget
 from glan.llm.request import Reply, Request, canonical_json
@@ -53,7 +53,7 @@ async def send_all(
     requests: list[Request],
     backend: Backend,
     cache: ReplyCache,
-    limiter: Limiter,
+    limiter: Slots,
     max_attempts: int,
     retry: RetryPolicy,
     log: logging.Logger = LOG,
@@ -164,7 +164,7 @@ class Sender:
     """What every send in one process shares: a backend (with its connection pool) per endpoint
     setting, an open cache per directory, the limiter that holds this process's cap, and its meter."""
 
-    def __init__(self, limiter: Limiter, meter: Meter | None = None):
+    def __init__(self, limiter: Slots, meter: Meter | None = None):
         self.limiter = limiter
         self.meter = meter or Meter()
         self._backends: dict[bytes, Backend] = {}

@@ -27,6 +27,11 @@ RUN_FILE = "run.json"
 SERVER_PART = "server.json"
 
 
+def sender_part(index: int) -> str:
+    """The part of the stage server's sender process `index`, when it has several (llm.senders)."""
+    return f"server.{index}.json"
+
+
 def start_run(expected_jobs: dict[str, int], interval: float, directory: Path = PROGRESS_DIR) -> None:
     """A new run: forget the last run's parts, and record what this one will start."""
     if directory.is_dir():
@@ -204,6 +209,22 @@ async def report(
                 document = await asyncio.to_thread(publish, directory)
                 if say is not None and changed:
                     say(document["line"])
+        if finished:
+            return
+
+
+async def publish_every(
+    interval: float, until: asyncio.Future, say: Callable[[str], None], directory: Path = PROGRESS_DIR
+) -> None:
+    """Every `interval` seconds, and once more when `until` is done: publish the merge of the parts other
+    processes write, and `say` its line when the totals changed (the stage server's dispatcher)."""
+    said = None
+    while True:
+        finished = await _wait(until, interval)
+        document = await asyncio.to_thread(publish, directory)
+        if document["totals"] != said:
+            said = document["totals"]
+            say(document["line"])
         if finished:
             return
 

@@ -18,12 +18,14 @@ Protocol: the job sends its StageJob as one JSON line; the server answers one JS
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from glan.llm.limits import Limiter
@@ -42,6 +44,7 @@ def settings_of(config: dict) -> dict:
     it meters spend with, and where and how often it reports progress."""
     return {
         "capacity": config["llm"]["concurrency"],
+        "senders": config["llm"]["senders"],
         "rate_limits": config["llm"]["rate_limits"],
         "prices": config["prices"],
         "budget": Budget.of_config(config).limits,
@@ -78,31 +81,56 @@ def start_for_run(settings: dict) -> str:
 async def serve(settings: dict, listener: socket.socket, until: asyncio.Future) -> None:
     """Serve jobs on `listener` until `until` is done, with the progress line every settings["interval"] s."""
     limiter = Limiter(settings["capacity"], **{k: v for k, v in settings["rate_limits"].items() if v})
-    meter = Meter(settings["prices"], Budget(settings["budget"]))
-    sender = Sender(limiter, meter)
+    sender = Sender(limiter, Meter(settings["prices"], Budget(settings["budget"])))
     progress = Path(settings["progress_dir"])
-    reporting = asyncio.create_task(
-        report(meter, progress / SERVER_PART, settings["interval"], until, to_stderr, progress)
-    )
-    jobs: set[asyncio.Task] = set()
+    async with sending(sender, settings["interval"], progress / SERVER_PART, until, to_stderr, progress) as jobs:
+        server = await asyncio.start_server(jobs.run, sock=listener)
+        try:
+            await until
+        finally:
+            server.close()
 
-    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+
+class Jobs:
+    """The jobs one sending process runs, each from its connection: all cancelled when it stops."""
+
+    def __init__(self, sender: Sender):
+        self.sender = sender
+        self.running: set[asyncio.Task] = set()
+
+    async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None  # a connection callback runs as a task
-        jobs.add(task)
+        self.running.add(task)
         try:
-            await handle(sender, reader, writer)
+            await handle(self.sender, reader, writer)
         finally:
-            jobs.discard(task)
+            self.running.discard(task)
 
-    server = await asyncio.start_server(connected, sock=listener)
-    try:
-        await until
-    finally:
-        server.close()
-        for task in list(jobs):
+    async def cancel(self) -> None:
+        for task in list(self.running):
             task.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
+        await asyncio.gather(*self.running, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def sending(
+    sender: Sender,
+    interval: float,
+    part: Path,
+    until: asyncio.Future,
+    say: Callable[[str], None] | None,
+    directory: Path | None,
+) -> AsyncIterator[Jobs]:
+    """A sending process's jobs on `sender`, with its progress `part` (and the merge of `directory`, said
+    with `say`) every `interval` s until `until` is done; its jobs are cancelled and its connections
+    closed on the way out."""
+    reporting = asyncio.create_task(report(sender.meter, part, interval, until, say, directory))
+    jobs = Jobs(sender)
+    try:
+        yield jobs
+    finally:
+        await jobs.cancel()
         await sender.aclose()
         await reporting
 
@@ -164,4 +192,10 @@ async def _main(settings: dict) -> None:
 if __name__ == "__main__":
     # Ctrl-C reaches the whole process group: the jobs stop, and the server with Snakemake (stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(_main(json.loads(sys.argv[1])))
+    run_settings = json.loads(sys.argv[1])
+    if run_settings.get("senders", 1) > 1:  # settings without the key (tests) mean one process
+        from glan.runtime.senders import serve_from_processes
+
+        serve_from_processes(run_settings, socket.socket(fileno=run_settings["socket"]))
+    else:
+        asyncio.run(_main(run_settings))
