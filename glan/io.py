@@ -109,5 +109,13 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator:
                 raise ValueError(f"{path}:{number}: {error}") from error
 
 
+def iter_lines(path: str | os.PathLike) -> Iterator[bytes]:
+    """The non-blank lines of a JSONL file as bytes, for a step that passes records through unparsed."""
+    with open(path, "rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield line
+
+
 def read_jsonl(path: str | os.PathLike) -> list:
     return list(iter_jsonl(path))

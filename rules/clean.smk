@@ -1,5 +1,33 @@
 from glan.config import config_slice
 
+BENCHMARKS = [b["path"] for b in config["clean"]["decontaminate"]["benchmarks"]]
+FACTS = expand(node_file("facts.parquet"), node=NODES)
+
+
+# What the whole-dataset steps need of each record (folded question, MinHash, benchmark matches, usage
+# of its replies, its Parquet row), computed per discipline: after an edit of one discipline only its
+# facts are computed again, and dedup, decontaminate, accounting, export and plots only join them.
+rule facts:
+    input:
+        records=node_file(STAGES["judge" if JUDGE else "answers"].output),
+        benchmarks=BENCHMARKS,
+    output:
+        node_file("facts.parquet"),
+    log:
+        "logs/{node}/facts.log",
+    benchmark:
+        "benchmarks/{node}/facts.tsv"
+    conda:
+        "../envs/glan.yaml"
+    params:
+        settings={
+            "dedup": config_slice(config, "clean", "dedup"),
+            "decontaminate": config_slice(config, "clean", "decontaminate"),
+            "cache_dir": config["cache_dir"],
+        },
+    script:
+        "../scripts/facts.py"
+
 
 # With the judge on, records graded below clean.judge's minimums go first: a low-scored first copy
 # of a question must not make dedup drop a later, better one.
@@ -24,7 +52,8 @@ rule judge_filter:
 
 rule dedup:
     input:
-        rules.judge_filter.output.kept if JUDGE else "results/dataset.jsonl",
+        dataset=rules.judge_filter.output.kept if JUDGE else "results/dataset.jsonl",
+        facts=FACTS,
     output:
         kept="results/clean/deduplicated.jsonl",
         removed="results/clean/duplicates.jsonl",
@@ -43,7 +72,8 @@ rule dedup:
 rule decontaminate:
     input:
         dataset="results/clean/deduplicated.jsonl",
-        benchmarks=[b["path"] for b in config["clean"]["decontaminate"]["benchmarks"]],
+        facts=FACTS,
+        benchmarks=BENCHMARKS,
     output:
         kept="results/clean/dataset.jsonl",
         removed="results/clean/contaminated.jsonl",

@@ -1,6 +1,7 @@
 rule export:
     input:
         dataset="results/clean/dataset.jsonl",
+        facts=FACTS,
         duplicates="results/clean/duplicates.jsonl",
         contamination="results/clean/contamination.json",
         accounting="results/report/accounting.json",

@@ -3,7 +3,7 @@ from glan.stages import active
 
 rule accounting:
     input:
-        "results/dataset.jsonl",
+        facts=FACTS,
     output:
         "results/report/accounting.json",
     log:
@@ -14,14 +14,13 @@ rule accounting:
         "../envs/glan.yaml"
     params:
         prices=config_slice(config, "prices"),
-        cache_dir=config["cache_dir"],
     script:
         "../scripts/accounting.py"
 
 
 rule plots:
     input:
-        raw="results/dataset.jsonl",
+        facts=FACTS,
         train="results/export/train.jsonl",
         test="results/export/test.jsonl",
         duplicates="results/clean/duplicates.jsonl",

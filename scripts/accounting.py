@@ -7,10 +7,11 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.accounting import account
-from glan.io import iter_jsonl, write_json
+from glan.dataset.facts import usage_of
+from glan.io import write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-result = account(iter_jsonl(snakemake.input[0]), snakemake.params.cache_dir, snakemake.params.prices)
+result = account(map(usage_of, snakemake.input.facts), snakemake.params.prices)
 write_json(snakemake.output[0], result)
 logging.getLogger("glan").info("accounting: %s", result["totals"])

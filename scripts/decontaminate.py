@@ -7,11 +7,14 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import decontaminate, sift
-from glan.io import iter_jsonl, write_json
+from glan.dataset.facts import FactsCursor
+from glan.io import iter_lines, write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-pairs, report = decontaminate(iter_jsonl(snakemake.input.dataset), snakemake.params.settings)
+source = snakemake.input.dataset
+facts = FactsCursor(snakemake.input.facts)
+pairs, report = decontaminate(iter_lines(source), source, facts, snakemake.params.settings)
 sift(pairs, snakemake.output.kept, snakemake.output.removed)
 write_json(snakemake.output.report, report)
 log = logging.getLogger("glan")

@@ -7,11 +7,13 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import deduplicate, sift
-from glan.io import iter_jsonl
+from glan.dataset.facts import FactsCursor
+from glan.io import iter_lines
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-pairs = deduplicate(iter_jsonl(snakemake.input[0]), snakemake.params.settings)
+source = snakemake.input.dataset
+pairs = deduplicate(iter_lines(source), source, FactsCursor(snakemake.input.facts), snakemake.params.settings)
 counts = sift(pairs, snakemake.output.kept, snakemake.output.removed)
 reasons = {r: counts[r] for r in ("exact-duplicate", "near-duplicate")}
 logging.getLogger("glan").info("dedup: %d records in, %d kept, removed %s", counts.total(), counts["kept"], reasons)

@@ -13,12 +13,15 @@ from collections import Counter
 from pathlib import Path
 
 from glan.dataset.export import survey, write_exports
-from glan.io import iter_jsonl, read_json
+from glan.dataset.facts import FactsCursor
+from glan.io import iter_jsonl, iter_lines, read_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 settings = snakemake.params.settings
-found = survey(iter_jsonl(snakemake.input.dataset), settings)
+source = snakemake.input.dataset
+cursor = FactsCursor(snakemake.input.facts)
+found = survey(iter_lines(source), source, cursor, settings)
 facts = {
     "taxonomy": {
         "path": snakemake.input.taxonomy,
@@ -30,5 +33,5 @@ facts = {
     **({"judge": read_json(snakemake.input.judge)} if snakemake.input.judge else {}),
 }
 paths = {name: getattr(snakemake.output, name) for name in snakemake.output.keys()}
-tally = write_exports(iter_jsonl(snakemake.input.dataset), found, facts, settings, paths)
+tally = write_exports(iter_lines(source), source, cursor, found, facts, settings, paths)
 logging.getLogger("glan").info("export: train=%d test=%d", tally.count("train"), tally.count("test"))

@@ -7,11 +7,11 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import judge_filter, sift
-from glan.io import iter_jsonl, write_json
+from glan.io import iter_lines, write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-pairs, report = judge_filter(iter_jsonl(snakemake.input[0]), snakemake.params.settings)
+pairs, report = judge_filter(iter_lines(snakemake.input[0]), snakemake.params.settings)
 sift(pairs, snakemake.output.kept, snakemake.output.removed)
 write_json(snakemake.output.report, report)
 logging.getLogger("glan").info(

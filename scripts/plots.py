@@ -4,18 +4,25 @@ import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
 
+import pyarrow.parquet as pq
+
 from glan.dataset.accounting import run_stats
+from glan.dataset.facts import REPORTED, FactsCursor
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import summarise
 from glan.dataset.report.plots import plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
-from glan.io import iter_jsonl, read_json, write_json
+from glan.io import iter_jsonl, iter_lines, read_json, write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 inputs, outputs = snakemake.input, snakemake.output
+facts = FactsCursor(inputs.facts)
 summary = summarise(
-    raw=iter_jsonl(inputs.raw),
-    splits={"train": iter_jsonl(inputs.train), "test": iter_jsonl(inputs.test)},
+    generated=sum(pq.read_metadata(path).num_rows for path in inputs.facts),
+    splits={
+        name: (fact for _, fact in facts.walk(iter_lines(inputs[name]), inputs[name], REPORTED))
+        for name in ("train", "test")
+    },
     duplicates=iter_jsonl(inputs.duplicates),
     contamination=read_json(inputs.contamination),
     accounting=read_json(inputs.accounting),

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
+
+from glan.dataset.facts import FactsCursor
+from glan.io import dump_line
 
 PATHS = {
     "natural-sciences/physics/optics": ["Natural Sciences", "Physics", "Optics"],
@@ -46,3 +50,28 @@ def make_record(
             "keys": keys,
         },
     }
+
+
+def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cache=None) -> FactsCursor:
+    """The facts of `records` as the facts jobs write them: a file per run of records of one node, in order
+    (`cache`, anything with .get(key), gives the usage of their replies)."""
+    from itertools import groupby
+
+    from glan.dataset import facts
+    from glan.dataset.accounting import node_usage
+    from glan.dataset.clean import Screen
+
+    settings = {"dedup": dedup, "decontaminate": decontaminate}
+    screen = Screen(decontaminate)
+    paths = []
+    runs = groupby(records, key=lambda r: r["provenance"]["node"])
+    for number, (_, run) in enumerate(runs):
+        run = list(run)
+        path = Path(folder) / f"facts-{number}.parquet"
+        facts.write(path, facts.compute(run, settings, screen, node_usage(run, cache or {})))
+        paths.append(path)
+    return facts.FactsCursor(paths)
+
+
+def lines_of(records: list[dict]) -> list[bytes]:
+    return [dump_line(r) for r in records]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import random
+import tempfile
+
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import DEFAULTS
-from records import PATHS, make_record
+from records import PATHS, facts_of, lines_of, make_record
 
 from glan.dataset.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark, sift
+from glan.dataset.facts import FactsCursor
 from glan.io import dump_jsonl, read_jsonl
 
 DEDUP = {**DEFAULTS["clean"]["dedup"], "near_threshold": 0.8}
@@ -25,18 +29,23 @@ def ids(records):
 
 
 def parted(pairs):
-    """(kept, removed) from the (record, removal entry or None) pairs the cleaning steps yield."""
+    """(kept records, removal entries) from the (line, removal entry or None) pairs the cleaning steps yield."""
     pairs = list(pairs)
-    return [r for r, removal in pairs if removal is None], [removal for _, removal in pairs if removal is not None]
+    kept = [orjson.loads(line) for line, removal in pairs if removal is None]
+    return kept, [removal for _, removal in pairs if removal is not None]
 
 
 def dedup(records, settings):
-    return parted(deduplicate(records, settings))
+    with tempfile.TemporaryDirectory() as folder:
+        facts = facts_of(records, folder, settings, DECONTAMINATE)
+        return parted(deduplicate(lines_of(records), "dataset.jsonl", facts, settings))
 
 
 def clean(records, settings):
-    pairs, report = decontaminate(records, settings)
-    return (*parted(pairs), report)
+    with tempfile.TemporaryDirectory() as folder:
+        facts = facts_of(records, folder, DEDUP, settings)
+        pairs, report = decontaminate(lines_of(records), "dataset.jsonl", facts, settings)
+        return (*parted(pairs), report)
 
 
 def test_exact_duplicates_differ_only_in_case_and_spacing_and_the_first_one_stays():
@@ -89,7 +98,9 @@ def test_dedup_is_deterministic_and_idempotent():
 
 def test_sift_writes_the_records_that_stay_and_the_removal_entries_as_they_come(tmp_path):
     records = [make_record("What is a prime number?", node=node) for node in PATHS]
-    counts = sift(deduplicate(iter(records), DEDUP), tmp_path / "kept.jsonl", tmp_path / "removed.jsonl")
+    facts = facts_of(records, tmp_path, DEDUP, DECONTAMINATE)
+    pairs = deduplicate(lines_of(records), "dataset.jsonl", facts, DEDUP)
+    counts = sift(pairs, tmp_path / "kept.jsonl", tmp_path / "removed.jsonl")
     assert counts == {"kept": 1, "exact-duplicate": 2}
     assert (tmp_path / "kept.jsonl").read_bytes() == dump_jsonl(records[:1])
     assert ids(read_jsonl(tmp_path / "removed.jsonl")) == ids(records[1:])
@@ -160,4 +171,54 @@ def test_benchmark_errors_name_the_file_and_field(tmp_path):
         load_benchmark(tmp_path / "b.csv", "question")
     twice = [{"path": bench, "field": "question"}, {"path": bench, "field": "question"}]
     with pytest.raises(BenchmarkError, match="two benchmarks are named 'b'"):
-        decontaminate([], {**DECONTAMINATE, "benchmarks": twice})  # before any record is read
+        decontaminate(
+            [], "dataset.jsonl", FactsCursor([]), {**DECONTAMINATE, "benchmarks": twice}
+        )  # before any record is read
+
+
+def reference_dedup(records, settings):
+    """Dedup as one pass over the records computes it, with datasketch's own LSH index: what the join must
+    give from the facts of each discipline."""
+    from datasketch import LeanMinHash, MinHash, MinHashLSH
+
+    from glan.dataset.clean import exact_key, question, shingles
+
+    lsh = MinHashLSH(threshold=settings["near_threshold"], num_perm=settings["num_perm"])
+    kept_ids, signatures, first, removed = [], [], {}, []
+    for record in records:
+        text, key = question(record), exact_key(question(record))
+        if key in first:
+            removed.append((record["id"], "exact-duplicate", first[key], 1.0))
+            continue
+        signature = MinHash(num_perm=settings["num_perm"], seed=1)
+        signature.update_batch([s.encode() for s in sorted(shingles(text, settings["shingle"]))])
+        scored = [(signature.jaccard(signatures[i]), -i) for i in lsh.query(signature)]
+        best = max((s for s in scored if s[0] >= settings["near_threshold"]), default=None)
+        if best is not None:
+            removed.append((record["id"], "near-duplicate", kept_ids[-best[1]], round(float(best[0]), 4)))
+            continue
+        lsh.insert(len(kept_ids), signature)
+        signatures.append(LeanMinHash(signature))
+        kept_ids.append(record["id"])
+        first[key] = record["id"]
+    return removed
+
+
+def test_the_join_over_facts_removes_what_a_single_pass_with_datasketch_removes():
+    chance = random.Random(3)
+    vocabulary = [f"w{i}" for i in range(60)]  # few words: many chance near-duplicates, at many similarities
+    bases = [[chance.choice(vocabulary) for _ in range(14)] for _ in range(25)]
+    records = []
+    for node in PATHS:
+        for number in range(60):
+            words = list(chance.choice(bases))
+            for _ in range(chance.choice([0, 0, 1, 1, 2, 3, 5])):
+                words[chance.randrange(len(words))] = chance.choice(vocabulary)
+            text = " ".join(words)
+            records.append(make_record(text.upper() if number % 7 == 0 else text + f" ({number % 3})", node=node))
+    for threshold in (0.5, 0.7, 0.85):
+        settings = {**DEDUP, "near_threshold": threshold}
+        _, removed = dedup(records, settings)
+        found = [(r["id"], r["reason"], r["duplicate_of"], r["similarity"]) for r in removed]
+        assert found == reference_dedup(records, settings)
+        assert {r["reason"] for r in removed} == {"exact-duplicate", "near-duplicate"}

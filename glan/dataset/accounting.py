@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from glan.io import digest
-from glan.llm.cache import open_cache
+from glan.llm.cache import ReplyReader
 from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
 
 # An optional stage (the judge) has its bucket only where its replies are in the dataset or its jobs ran:
@@ -89,62 +89,99 @@ def price_of(model: str, usage: dict, prices: dict, via: str = "online") -> floa
     ) / 1e6
 
 
-def account(records: Iterable[dict], cache_dir: str | Path, prices: dict) -> dict:
-    """Totals per stage, model and node of the replies behind `records`, with estimated cost.
+def node_usage(records: list[dict], cache: ReplyReader) -> dict:
+    """The usage of the replies behind one discipline's records, each key once, under a 16-byte digest of
+    the key (so the join can leave out a key an earlier discipline counted): its stage, model, way sent
+    and token counts, or only its stage where the cache lacks it.
 
-    Records are read once, as they come; of each key only a 16-byte digest is kept, to count it once."""
+    This is the part that reads the cache; it runs in the discipline's facts job (glan.dataset.facts)."""
+    replies: dict[str, list] = {}
+    for record in records:
+        provenance = record["provenance"]
+        for stage in STAGES:
+            key = provenance["keys"].get(stage)
+            if key is None or (fingerprint := digest(key).hex()) in replies:
+                continue
+            entry = cache.get(key)
+            if entry is None:
+                replies[fingerprint] = [stage, None, None]
+                continue
+            usage = entry.reply.usage or {}
+            counts = [
+                usage.get("prompt_tokens", 0),
+                cached_tokens(usage),
+                usage.get("completion_tokens", 0),
+                reasoning_tokens(usage),
+                usage.get("total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)),
+            ]
+            replies[fingerprint] = [stage, provenance["models"][stage], entry.via, *counts]
+    node = records[0]["provenance"]["node"] if records else None
+    return {"node": node, "records": len(records), "replies": replies}
+
+
+TOKENS = COUNTERS[1:]  # what a reply's usage adds to a bucket, in node_usage's order
+
+
+def account(usages: Iterable[dict], prices: dict) -> dict:
+    """Totals per stage, model and node of the replies behind the records, with estimated cost, joined
+    from each discipline's `node_usage` in taxonomy order (a reply two disciplines share is counted
+    where it first appears).
+
+    Money is priced per (stage, model, way sent) from summed tokens: every price is per token, so that
+    is each reply priced and summed, without walking the replies again."""
     count = 0
-    seen: set[bytes] = set()
+    seen: set[str] = set()
     totals = _empty()
     by_stage = {stage: _empty() for stage in STAGE_NAMES}
     by_model: dict[str, dict] = {}
     by_node: dict[str, dict] = {}
     missing: dict[str, int] = dict.fromkeys(STAGE_NAMES, 0)
     unpriced: set[str] = set()
-    with open_cache(cache_dir) as cache:
-        for record in records:
-            count += 1
-            provenance = record["provenance"]
-            for stage in STAGES:
-                key = provenance["keys"].get(stage)
-                if key is None or (fingerprint := digest(key)) in seen:
-                    continue
-                seen.add(fingerprint)
-                entry = cache.get(key)
-                by_stage.setdefault(stage, _empty())
-                missing.setdefault(stage, 0)
-                if entry is None:
-                    missing[stage] += 1
-                    continue
-                usage = entry.reply.usage or {}
-                model = provenance["models"][stage]
-                cost = price_of(model, usage, prices, entry.via)
-                saved = by_cache = 0.0
-                if cost is None:
-                    unpriced.add(model)
-                else:
-                    by_cache = (price_of(model, uncached(usage), prices, entry.via) or 0.0) - cost
-                    if entry.via == "batch" and (online := price_of(model, usage, prices)) is not None:
-                        saved = online - cost
-                for bucket in (
-                    totals,
-                    by_stage[stage],
-                    by_model.setdefault(model, _empty()),
-                    by_node.setdefault(provenance["node"], _empty()),
-                ):
-                    bucket["requests"] += 1
-                    bucket[f"requests_{entry.via}"] += 1
-                    bucket["unpriced_requests"] += int(cost is None)
-                    bucket["prompt_tokens"] += usage.get("prompt_tokens", 0)
-                    bucket["cached_tokens"] += cached_tokens(usage)
-                    bucket["completion_tokens"] += usage.get("completion_tokens", 0)
-                    bucket["reasoning_tokens"] += reasoning_tokens(usage)
-                    bucket["total_tokens"] += usage.get(
-                        "total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)
-                    )
-                    bucket["cost"] += cost or 0.0
-                    bucket["saved_by_batch"] += saved
-                    bucket["saved_by_cache"] += by_cache
+    for usage in usages:
+        count += usage["records"]
+        groups: dict[tuple[str, str, str], list[int]] = {}
+        for fingerprint, (stage, model, via, *tokens) in usage["replies"].items():
+            if fingerprint in seen:
+                continue
+            seen.add(fingerprint)
+            by_stage.setdefault(stage, _empty())
+            missing.setdefault(stage, 0)
+            if via is None:
+                missing[stage] += 1
+                continue
+            group = groups.setdefault((stage, model, via), [0] * (len(TOKENS) + 1))
+            group[0] += 1
+            for position, value in enumerate(tokens, 1):
+                group[position] += value
+        for (stage, model, via), (requests, *tokens) in groups.items():
+            summed = dict(zip(TOKENS, tokens, strict=True))
+            reply = {
+                "prompt_tokens": summed["prompt_tokens"],
+                "completion_tokens": summed["completion_tokens"],
+                "prompt_tokens_details": {"cached_tokens": summed["cached_tokens"]},
+            }
+            cost = price_of(model, reply, prices, via)
+            saved = by_cache = 0.0
+            if cost is None:
+                unpriced.add(model)
+            else:
+                by_cache = (price_of(model, uncached(reply), prices, via) or 0.0) - cost
+                if via == "batch" and (online := price_of(model, reply, prices)) is not None:
+                    saved = online - cost
+            for bucket in (
+                totals,
+                by_stage[stage],
+                by_model.setdefault(model, _empty()),
+                by_node.setdefault(usage["node"], _empty()),
+            ):
+                bucket["requests"] += requests
+                bucket[f"requests_{via}"] += requests
+                bucket["unpriced_requests"] += requests if cost is None else 0
+                for name, value in summed.items():
+                    bucket[name] += value
+                bucket["cost"] += cost or 0.0
+                bucket["saved_by_batch"] += saved
+                bucket["saved_by_cache"] += by_cache
     for bucket in (totals, *by_stage.values(), *by_model.values(), *by_node.values()):
         for money in MONEY:
             bucket[money] = round(bucket[money], 6)

@@ -15,6 +15,10 @@ is a function of the input alone: the first of several duplicates stays, later o
 - Grades (with the judge on, before both): a record goes when its overall score or a criterion's score is
   below the configured minimum (`clean.judge`), or, unless `keep_ungraded`, when it has no grade. Deciding
   from the grades in the records, never from the judge, is what makes changing a threshold free.
+
+What costs per record (folded keys, MinHash signatures, n-gram matches) is computed per discipline into its
+facts (glan.dataset.facts); the steps here read those and only decide, in order. Every step passes a kept
+record's line through as it was read.
 """
 
 from __future__ import annotations
@@ -24,10 +28,17 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import orjson
 
-from glan.io import digest, dump_line, open_atomic
+from glan.io import dump_line, open_atomic
+
+if TYPE_CHECKING:
+    from glan.dataset.facts import FactsCursor
+
+Sifted = tuple[bytes, dict | None]  # a record's line, and None if it stays or the entry saying why it goes
 
 WORDS = re.compile(r"\w+")
 TOKENS = re.compile(r"\w+|[^\w\s]")  # operators and punctuation count in near-duplicate questions ("2+3" vs "2-3")
@@ -80,41 +91,97 @@ def _removed(record: dict, reason: str, **details) -> dict:
 # ---------------------------------------------------------------------------------------------- deduplication
 
 
-def deduplicate(records: Iterable[dict], settings: dict) -> Iterator[tuple[dict, dict | None]]:
-    """Each record with None if it stays, or the entry naming the kept record it duplicates and how closely.
+def minhash(text: str, settings: dict) -> bytes:
+    """The question's MinHash signature over its token shingles, as the facts file keeps it."""
+    from datasketch import MinHash
 
-    Records stream through: of a kept record only the digest of its exact key, its id and, for near
-    duplicates, its MinHash signature in the LSH index are kept."""
+    signature = MinHash(num_perm=settings["num_perm"], seed=1)
+    signature.update_batch([s.encode() for s in sorted(shingles(text, settings["shingle"]))])
+    return signature.hashvalues.astype("<u8").tobytes()
+
+
+def bands(settings: dict) -> list[slice]:
+    """The LSH bands of the signature, as datasketch's MinHashLSH picks them for the threshold."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=settings["near_threshold"], num_perm=settings["num_perm"])
+    return [slice(i * lsh.r, (i + 1) * lsh.r) for i in range(lsh.b)]
+
+
+def _signatures(column: list, num_perm: int) -> np.ndarray:
+    return np.frombuffer(b"".join(column), dtype="<u8").reshape(len(column), num_perm)
+
+
+def colliding(facts: FactsCursor, settings: dict) -> set[tuple[int, int]]:
+    """(node, row) of every record whose exact key or one of whose LSH bands another record of the facts
+    shares. No other record can be a duplicate or have one, so only these need the sequential pass.
+
+    A band is summed to 64 bits with odd multipliers: a clash of two different bands only adds a record
+    here, never leaves one out."""
+    exact, near = settings["exact"], settings["near"]
+    spans = bands(settings) if near else []
+    multipliers = np.random.default_rng(0).integers(1, 2**63, size=settings["num_perm"], dtype=np.uint64) | 1
+    digests: list[bytes] = []
+    keys: list[list[np.ndarray]] = [[] for _ in spans]
+    places: list[tuple[int, int]] = []
+    for number, node in enumerate(facts.nodes(["exact", "minhash"])):
+        places += [(number, row) for row in range(len(node))]
+        if exact:
+            digests += node.columns["exact"]
+        if near and len(node):
+            weighted = _signatures(node.columns["minhash"], settings["num_perm"]) * multipliers
+            for band, span in enumerate(spans):
+                keys[band].append(weighted[:, span].sum(axis=1))
+    shared = np.zeros(len(places), dtype=bool)
+    for band in keys:
+        if band:
+            _, inverse, counts = np.unique(np.concatenate(band), return_inverse=True, return_counts=True)
+            shared |= counts[inverse] > 1
+    if exact:
+        counts = Counter(digests)
+        shared |= np.fromiter((counts[d] > 1 for d in digests), dtype=bool, count=len(places))
+    return {places[i] for i in np.flatnonzero(shared)}
+
+
+def deduplicate(lines: Iterable[bytes], name: str, facts: FactsCursor, settings: dict) -> Iterator[Sifted]:
+    """Each line of the file `name` with None if its record stays, or the entry naming the kept record it
+    duplicates and how closely: exact duplicates by their folded question, near ones by MinHash with LSH
+    candidates, the first of several staying. Signatures come from the facts; only records that share a key or a band with
+    another (`colliding`) are looked at in order, so the pass is a join, not a computation."""
     exact, near, threshold = settings["exact"], settings["near"], settings["near_threshold"]
-    num_perm, size = settings["num_perm"], settings["shingle"]
-    if near:
-        from datasketch import LeanMinHash, MinHash, MinHashLSH
-
-        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    kept_ids: list[str] = []  # of kept records, in order; positions are the LSH keys
-    signatures: list = []  # of kept records, by position
+    shared = colliding(facts, settings) if exact or near else set()
+    spans = bands(settings) if near else []
     first: dict[bytes, str] = {}  # exact key digest -> id of the kept record that has it
-    for record in records:
-        text = question(record)
-        key = digest(exact_key(text)) if exact else None
+    index: dict[tuple[int, bytes], list[int]] = {}  # (band, its bytes) -> kept records that have it
+    kept: list[tuple[str, np.ndarray]] = []  # id and signature of the kept records looked at
+    for line, fact in facts.walk(lines, name, ["exact", "minhash"]):
+        if (fact.node.number, fact.row) not in shared:
+            yield line, None
+            continue
+        record_id, key = fact["id"], fact["exact"] if exact else None
         if key in first:
-            yield record, _removed(record, "exact-duplicate", duplicate_of=first[key], similarity=1.0)
+            yield line, _removed(orjson.loads(line), "exact-duplicate", duplicate_of=first[key], similarity=1.0)
             continue
         if near:
-            signature = MinHash(num_perm=num_perm, seed=1)
-            signature.update_batch([s.encode() for s in sorted(shingles(text, size))])
-            scored = [(signature.jaccard(signatures[i]), -i) for i in lsh.query(signature)]
+            signature = _signatures([fact["minhash"]], settings["num_perm"])[0]
+            band_keys = [(band, signature[span].tobytes()) for band, span in enumerate(spans)]
+            candidates = {i for band_key in band_keys for i in index.get(band_key, ())}
+            scored = [(np.count_nonzero(signature == kept[i][1]) / len(signature), -i) for i in candidates]
             best = max((s for s in scored if s[0] >= threshold), default=None)
             if best is not None:
                 similarity = round(float(best[0]), 4)
-                yield record, _removed(record, "near-duplicate", duplicate_of=kept_ids[-best[1]], similarity=similarity)
+                duplicate_of = kept[-best[1]][0]
+                yield (
+                    line,
+                    _removed(orjson.loads(line), "near-duplicate", duplicate_of=duplicate_of, similarity=similarity),
+                )
                 continue
-            lsh.insert(len(kept_ids), signature)
-            signatures.append(LeanMinHash(signature))
-            kept_ids.append(record["id"])
+            for band_key in band_keys:
+                index.setdefault(band_key, []).append(len(kept))
+            kept.append((record_id, signature))
         if key is not None:
-            first[key] = record["id"]
-        yield record, None
+            first[key] = record_id
+        yield line, None
 
 
 # ---------------------------------------------------------------------------------------------- decontamination
@@ -185,60 +252,85 @@ def benchmark_name(benchmark: dict) -> str:
     return benchmark.get("name") or Path(benchmark["path"]).stem
 
 
-def decontaminate(records: Iterable[dict], settings: dict) -> tuple[Iterator[tuple[dict, dict | None]], dict]:
-    """Each record with None if it stays, or the entry naming the benchmark texts it contains; and the report.
+class Screen:
+    """The benchmarks' n-gram indexes, read at once so a bad benchmark fails before any record is read:
+    the per-record half of decontamination, which a discipline's facts job runs."""
 
-    The benchmarks are read at once, so a bad one fails before any record is; the report counts items and
-    removed records per benchmark, complete once the pairs are exhausted."""
-    n, threshold = settings["ngram"], settings["threshold"]
-    min_words, fields = settings["min_words"], settings["fields"]
-    indexes: list[tuple[str, NgramIndex]] = []
-    report = {"ngram": n, "threshold": threshold, "min_words": min_words, "fields": fields, "benchmarks": []}
-    for benchmark in settings["benchmarks"]:
-        if benchmark_name(benchmark) in [name for name, _ in indexes]:
-            raise BenchmarkError(f"two benchmarks are named {benchmark_name(benchmark)!r}: give each its own name")
-        texts = load_benchmark(benchmark["path"], benchmark["field"])
-        index = NgramIndex(texts, n, min_words)
-        indexes.append((benchmark_name(benchmark), index))
-        report["benchmarks"].append(
+    def __init__(self, settings: dict):
+        self.threshold, self.fields = settings["threshold"], settings["fields"]
+        self.indexes: list[tuple[str, NgramIndex]] = []
+        for benchmark in settings["benchmarks"]:
+            if benchmark_name(benchmark) in [name for name, _ in self.indexes]:
+                raise BenchmarkError(f"two benchmarks are named {benchmark_name(benchmark)!r}: give each its own name")
+            texts = load_benchmark(benchmark["path"], benchmark["field"])
+            self.indexes.append(
+                (benchmark_name(benchmark), NgramIndex(texts, settings["ngram"], settings["min_words"]))
+            )
+
+    def matches(self, record: dict) -> list[dict] | None:
+        """Per benchmark the text most contained in the record, where it reaches the threshold; None if none does."""
+        matches = []
+        for name, index in self.indexes:
+            best = None
+            for field in self.fields:
+                found = index.best_match(TEXTS[field](record))
+                if found and found[1] >= self.threshold and (best is None or found[1] > best["overlap"]):
+                    best = {
+                        "benchmark": name,
+                        "field": field,
+                        "item": found[0],
+                        "overlap": round(found[1], 4),
+                        "text": index.texts[found[0]][:300],
+                    }
+            if best:
+                matches.append(best)
+        return matches or None
+
+    def report(self, settings: dict) -> dict:
+        benchmarks = [
             {
-                "name": benchmark_name(benchmark),
+                "name": name,
                 "path": benchmark["path"],
                 "field": benchmark["field"],
-                "texts": len(texts),
+                "texts": len(index.texts),
                 "indexed": len(index.sizes),
                 "matched": 0,
                 "removed": 0,
             }
-        )
+            for (name, index), benchmark in zip(self.indexes, settings["benchmarks"], strict=True)
+        ]
+        return {**{k: settings[k] for k in ("ngram", "threshold", "min_words", "fields")}, "benchmarks": benchmarks}
 
-    def screen() -> Iterator[tuple[dict, dict | None]]:
+
+def decontaminate(
+    lines: Iterable[bytes], name: str, facts: FactsCursor, settings: dict
+) -> tuple[Iterator[Sifted], dict]:
+    """Each line of the file `name` with None if its record stays, or the entry naming the benchmark texts
+    it contains; and the report, counting items and removed records per benchmark, complete once the pairs
+    are exhausted.
+
+    The matches come from the facts (`Screen.matches`, per discipline); the benchmarks are read here
+    only for the report's counts of their texts, and at once, so a bad one fails before any record."""
+    report = Screen(settings).report(settings)
+    number = {b["name"]: position for position, b in enumerate(report["benchmarks"])}
+
+    def screen() -> Iterator[Sifted]:
         report["records_in"] = report["records_out"] = 0
-        for record in records:
+        for line, fact in facts.walk(lines, name, ["contamination"]):
             report["records_in"] += 1
-            matches, first = [], None
-            for number, (name, index) in enumerate(indexes):
-                best = None
-                for field in fields:
-                    found = index.best_match(TEXTS[field](record))
-                    if found and found[1] >= threshold and (best is None or found[1] > best["overlap"]):
-                        best = {
-                            "benchmark": name,
-                            "field": field,
-                            "item": found[0],
-                            "overlap": round(found[1], 4),
-                            "text": index.texts[found[0]][:300],
-                        }
-                if best:
-                    report["benchmarks"][number]["matched"] += 1
-                    first = number if first is None else first
-                    matches.append(best)
-            if matches:
-                report["benchmarks"][first]["removed"] += 1
-                yield record, _removed(record, "contamination", benchmark=matches[0]["benchmark"], matches=matches)
-            else:
+            found = fact["contamination"]
+            if found is None:
                 report["records_out"] += 1
-                yield record, None
+                yield line, None
+                continue
+            matches = orjson.loads(found)
+            for match in matches:
+                report["benchmarks"][number[match["benchmark"]]]["matched"] += 1
+            report["benchmarks"][number[matches[0]["benchmark"]]]["removed"] += 1
+            yield (
+                line,
+                _removed(orjson.loads(line), "contamination", benchmark=matches[0]["benchmark"], matches=matches),
+            )
 
     return screen(), report
 
@@ -251,7 +343,7 @@ def _histogram(counter: Counter) -> dict[str, int]:
     return {str(score): counter[score] for score in sorted(counter)}
 
 
-def judge_filter(records: Iterable[dict], settings: dict) -> tuple[Iterator[tuple[dict, dict | None]], dict]:
+def judge_filter(lines: Iterable[bytes], settings: dict) -> tuple[Iterator[Sifted], dict]:
     """Each record with None if it stays, or the entry with its grade and the minimums it missed; and the
     report: the distribution of the scores of every graded record (overall per field and per difficulty,
     and per criterion) and what was removed, complete once the pairs are exhausted.
@@ -263,8 +355,9 @@ def judge_filter(records: Iterable[dict], settings: dict) -> tuple[Iterator[tupl
     counts: Counter = Counter()
     report: dict = {"min_score": min_score, "min_criteria": minimums, "keep_ungraded": keep_ungraded}
 
-    def screen() -> Iterator[tuple[dict, dict | None]]:
-        for record in records:
+    def screen() -> Iterator[Sifted]:
+        for line in lines:
+            record = orjson.loads(line)
             counts["records_in"] += 1
             provenance = record["provenance"]
             grade = provenance.get("judge") or {"graded": False, "reason": "the record has no grade"}
@@ -272,10 +365,10 @@ def judge_filter(records: Iterable[dict], settings: dict) -> tuple[Iterator[tupl
                 counts["ungraded"] += 1
                 if keep_ungraded:
                     counts["records_out"] += 1
-                    yield record, None
+                    yield line, None
                 else:
                     counts["removed_ungraded"] += 1
-                    yield record, _removed(record, "ungraded", grade=grade)
+                    yield line, _removed(record, "ungraded", grade=grade)
                 continue
             for by, value in (("field", provenance["path"][0]), ("difficulty", provenance["difficulty"])):
                 overall[by].setdefault(value, Counter())[grade["overall"]] += 1
@@ -287,10 +380,10 @@ def judge_filter(records: Iterable[dict], settings: dict) -> tuple[Iterator[tupl
                 counts["removed_low_score"] += 1
                 for name in below:
                     counts[f"below_{name}"] += 1
-                yield record, _removed(record, "low-score", below=below, grade=grade)
+                yield line, _removed(record, "low-score", below=below, grade=grade)
             else:
                 counts["records_out"] += 1
-                yield record, None
+                yield line, None
         report["counts"] = {
             key: counts[key]
             for key in ("records_in", "records_out", "ungraded", "removed_low_score", "removed_ungraded")
@@ -302,16 +395,17 @@ def judge_filter(records: Iterable[dict], settings: dict) -> tuple[Iterator[tupl
     return screen(), report
 
 
-def sift(pairs: Iterable[tuple[dict, dict | None]], kept: str | Path, removed: str | Path) -> Counter:
-    """Write each record that stays to `kept` and each removal entry to `removed`, as they come; count both.
+def sift(pairs: Iterable[Sifted], kept: str | Path, removed: str | Path) -> Counter:
+    """Write the line of each record that stays to `kept`, as it was, and each removal entry to `removed`,
+    as they come; count both.
 
     The counter has "kept" and one count per removal reason."""
     counts: Counter = Counter()
     with open_atomic(kept) as kept_out, open_atomic(removed) as removed_out:
-        for record, removal in pairs:
+        for line, removal in pairs:
             if removal is None:
                 counts["kept"] += 1
-                kept_out.write(dump_line(record))
+                kept_out.write(line)
             else:
                 counts[removal["reason"]] += 1
                 removed_out.write(dump_line(removal))

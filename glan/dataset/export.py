@@ -4,6 +4,9 @@ dataset card that `datasets.load_dataset(folder)` reads as it is.
 The test split follows GLAN-Test: a fixed number of questions per discipline, chosen by the sha256 of the
 record id (and a salt), so the choice needs no random state, survives a rebuild byte for byte, and a
 record keeps its split when others are added. Records keep dataset order within each split.
+
+Each record's line is copied as it is and its Parquet row comes from its discipline's facts
+(glan.dataset.facts), so the export parses no JSON and infers no schema record by record.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import NamedTuple
 
@@ -19,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from glan.io import copy_atomic, dump_line, open_atomic, write_bytes_atomic
+from glan.dataset.facts import Fact, FactsCursor, Node, record_schema, record_table
+from glan.io import copy_atomic, open_atomic, write_bytes_atomic
 from glan.stages import STAGE_NAMES as STAGES
 
 SPLITS = ("train", "test")
@@ -33,8 +37,8 @@ class Survey(NamedTuple):
     schema: pa.Schema
 
 
-def _rank(record: dict, seed: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{record['id']}".encode()).digest(), "big")
+def _rank(record_id: str, seed: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{record_id}".encode()).digest(), "big")
 
 
 def held_out_count(count: int, settings: dict) -> int:
@@ -42,41 +46,30 @@ def held_out_count(count: int, settings: dict) -> int:
     return min(settings["test_per_discipline"], int(count * settings["max_test_share"]))
 
 
-def _batches(records: Iterable[dict]) -> Iterator[list[dict]]:
-    batch = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == BATCH_ROWS:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def survey(records: Iterable[dict], settings: dict) -> Survey:
+def survey(lines: Iterable[bytes], name: str, cursor: FactsCursor, settings: dict) -> Survey:
     """The first pass: per discipline only the `test_per_discipline` best-ranked ids are kept (a heap),
-    and the schema is inferred a batch at a time and unified, as if from every record at once."""
+    and the schema is the disciplines' record schemas unified, as if inferred from every record at once."""
     seed, most = settings["seed"], settings["test_per_discipline"]
     best: dict[str, list[tuple[int, str]]] = {}  # node -> max-heap of (-rank, id), the `most` best ranks
     counts: Counter = Counter()
-    schema = pa.schema([("id", pa.string())])  # no records: what an empty file needs to load
-    for number, batch in enumerate(_batches(records)):
-        inferred = pa.Table.from_pylist(batch).schema
-        schema = inferred if number == 0 else pa.unify_schemas([schema, inferred], promote_options="permissive")
-        for record in batch:
-            node = record["provenance"]["node"]
-            counts[node] += 1
-            heap = best.setdefault(node, [])
-            entry = (-_rank(record, seed), record["id"])
-            if len(heap) < most:
-                heapq.heappush(heap, entry)
-            else:
-                heapq.heappushpop(heap, entry)
+    sources: dict[str, None] = {}  # facts files with a record in the dataset, in order
+    for _, fact in cursor.walk(lines, name, ["node"]):
+        node, record_id = fact["node"], fact["id"]
+        sources[fact.node.path] = None
+        counts[node] += 1
+        heap = best.setdefault(node, [])
+        entry = (-_rank(record_id, seed), record_id)
+        if len(heap) < most:
+            heapq.heappush(heap, entry)
+        else:
+            heapq.heappushpop(heap, entry)
     test_ids = {
         record_id
         for node, heap in best.items()
         for _, record_id in sorted(heap, reverse=True)[: held_out_count(counts[node], settings)]
     }
+    schemas = [pa.schema(list(record_schema(path))) for path in sources]
+    schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([("id", pa.string())])
     return Survey(test_ids, schema)
 
 
@@ -87,10 +80,11 @@ class Tally:
         self.paths: dict[str, Counter] = {name: Counter() for name in SPLITS}
         self.models: dict[str, set[str]] = {stage: set() for stage in STAGES}
 
-    def add(self, name: str, record: dict) -> None:
-        self.paths[name][tuple(record["provenance"]["path"])] += 1
+    def add(self, name: str, fact: Fact) -> None:
+        self.paths[name][tuple(fact["path"])] += 1
+        models = fact["models"]
         for stage in STAGES:
-            self.models[stage].add(record["provenance"]["models"][stage])
+            self.models[stage].add(models[stage])
 
     def count(self, name: str) -> int:
         return self.paths[name].total()
@@ -258,40 +252,50 @@ def judge_card(judge: dict, accounting: dict) -> str:
     )
 
 
-def write_exports(records: Iterable[dict], found: Survey, facts: dict, settings: dict, out: dict[str, str]) -> Tally:
-    """The second pass: each record goes to its split's JSONL and Parquet file as it comes (a row group per
-    BATCH_ROWS records); then the same Parquet files and a card go into the folder `datasets` loads.
+def write_exports(
+    lines: Iterable[bytes], name: str, cursor: FactsCursor, found: Survey, facts: dict, settings: dict, out: dict
+) -> Tally:
+    """The second pass over the file `name`: each record's line goes to its split's JSONL file as it comes,
+    and its row of the discipline's facts to the split's Parquet file (a row group per BATCH_ROWS records);
+    then the same Parquet files and a card go into the folder `datasets` loads.
 
     `out` maps train, test, train_parquet, test_parquet, hf_train, hf_test, hf_card to paths; the card's
     `configs` name the data files as data/train.parquet and data/test.parquet beside it.
     """
     tally = Tally()
+    record_type = pa.struct(list(found.schema))
     with ExitStack() as files:
-        jsonl = {name: files.enter_context(open_atomic(out[name])) for name in SPLITS}
+        jsonl = {split: files.enter_context(open_atomic(out[split])) for split in SPLITS}
         parquet = {
-            name: files.enter_context(
+            split: files.enter_context(
                 pq.ParquetWriter(
-                    files.enter_context(open_atomic(out[f"{name}_parquet"])), found.schema, compression="zstd"
+                    files.enter_context(open_atomic(out[f"{split}_parquet"])), found.schema, compression="zstd"
                 )
             )
-            for name in SPLITS
+            for split in SPLITS
         }
-        batches: dict[str, list[dict]] = {name: [] for name in SPLITS}
+        batches: dict[str, list[tuple[Node, list[int]]]] = {split: [] for split in SPLITS}
+        sizes: Counter = Counter()
 
-        def flush(name: str) -> None:
-            parquet[name].write_table(pa.Table.from_pylist(batches[name], schema=found.schema))
-            batches[name].clear()
+        def flush(split: str) -> None:
+            tables = [record_table(node, rows, record_type) for node, rows in batches[split]]
+            parquet[split].write_table(pa.concat_tables(tables) if tables else found.schema.empty_table())
+            batches[split].clear()
+            sizes[split] = 0
 
-        for record in records:
-            name = "test" if record["id"] in found.test_ids else "train"
-            jsonl[name].write(dump_line(record))
-            tally.add(name, record)
-            batches[name].append(record)
-            if len(batches[name]) == BATCH_ROWS:
-                flush(name)
-        for name in SPLITS:
-            if batches[name] or not tally.count(name):  # an empty split still gets a row group, as write_table gives
-                flush(name)
+        for line, fact in cursor.walk(lines, name, ["path", "models"], records=True):
+            split = "test" if fact["id"] in found.test_ids else "train"
+            jsonl[split].write(line)
+            tally.add(split, fact)
+            if not batches[split] or batches[split][-1][0] is not fact.node:
+                batches[split].append((fact.node, []))
+            batches[split][-1][1].append(fact.row)
+            sizes[split] += 1
+            if sizes[split] == BATCH_ROWS:
+                flush(split)
+        for split in SPLITS:
+            if sizes[split] or not tally.count(split):  # an empty split still gets a row group, as write_table gives
+                flush(split)
     for name in SPLITS:
         copy_atomic(out[f"{name}_parquet"], out[f"hf_{name}"])
     write_bytes_atomic(out["hf_card"], card(tally, facts, settings).encode())

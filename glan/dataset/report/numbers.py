@@ -10,15 +10,15 @@ from collections import Counter
 from collections.abc import Iterable
 from itertools import accumulate
 
-from glan.dataset.clean import answer, question, words
+from glan.dataset.facts import RecordFacts
 
 DIFFICULTIES = ("easy", "medium", "hard")
 STRATEGIES = ("single-session", "two-sessions")
 
 
 def summarise(
-    raw: Iterable[dict],
-    splits: dict[str, Iterable[dict]],
+    generated: int,
+    splits: dict[str, Iterable[RecordFacts]],
     duplicates: Iterable[dict],
     contamination: dict,
     accounting: dict,
@@ -26,6 +26,9 @@ def summarise(
     judge: dict | None = None,
 ) -> dict:
     """Counts, not records: every input is read once, as it comes, so memory does not grow with the dataset.
+
+    `generated` is the number of records in the raw dataset; each split gives, per record, its facts
+    (glan.dataset.facts: node, path, difficulty, strategy, question_words, answer_words).
 
     Lengths are {words: records} histograms as [words, records] pairs, bounded by the longest text.
     `judge` is the judge filter's report (results/clean/judge.json) when the judge is on: the summary then
@@ -37,18 +40,17 @@ def summarise(
     strategy: Counter[str] = Counter()
     lengths: dict[str, Counter[int]] = {"question": Counter(), "answer": Counter()}
     for name in ("train", "test"):
-        for record in splits[name]:
+        for fact in splits[name]:
             sizes[name] += 1
-            provenance = record["provenance"]
-            fields.setdefault(provenance["path"][0], Counter())[name] += 1
-            entry = disciplines.setdefault(provenance["node"], {"path": provenance["path"], "train": 0, "test": 0})
+            path = fact["path"]
+            fields.setdefault(path[0], Counter())[name] += 1
+            entry = disciplines.setdefault(fact["node"], {"path": path, "train": 0, "test": 0})
             entry[name] += 1
-            difficulty[provenance["difficulty"]] += 1
-            strategy[provenance["strategy"]] += 1
-            lengths["question"][len(words(question(record)))] += 1
-            lengths["answer"][len(words(answer(record)))] += 1
+            difficulty[fact["difficulty"]] += 1
+            strategy[fact["strategy"]] += 1
+            lengths["question"][fact["question_words"]] += 1
+            lengths["answer"][fact["answer_words"]] += 1
     reasons = Counter(d["reason"] for d in duplicates)
-    generated = sum(1 for _ in raw)
     graded = generated if judge is None else judge["counts"]["records_out"]
     return {
         "funnel": {

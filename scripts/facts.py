@@ -1,0 +1,23 @@
+"""One discipline's facts for the whole-dataset steps; the logic lives in glan.dataset.facts."""
+
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed or not (conda envs)
+
+import logging
+
+from glan.dataset import facts
+from glan.dataset.accounting import node_usage
+from glan.dataset.clean import Screen
+from glan.io import read_jsonl
+from glan.llm.cache import open_cache
+from glan.logs import setup_logging
+
+setup_logging(snakemake.log[0])
+settings = snakemake.params.settings
+records = read_jsonl(snakemake.input.records)
+screen = Screen(settings["decontaminate"])
+with open_cache(settings["cache_dir"]) as cache:
+    usage = node_usage(records, cache)
+facts.write(snakemake.output[0], facts.compute(records, settings, screen, usage))
+logging.getLogger("glan").info("facts: %d records of %s", len(records), snakemake.wildcards.node)
