@@ -67,7 +67,8 @@ def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cach
     runs = groupby(records, key=lambda r: r["provenance"]["node"])
     for number, (_, run) in enumerate(runs):
         run = list(run)
-        path = Path(folder) / f"facts-{number}.parquet"
+        path = Path(folder) / f"facts-{number:05d}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
         facts.write(path, facts.compute(run, settings, screen, node_usage(run, cache or {})))
         paths.append(path)
     return facts.FactsCursor(paths)
@@ -75,3 +76,15 @@ def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cach
 
 def lines_of(records: list[dict]) -> list[bytes]:
     return [dump_line(r) for r in records]
+
+
+def accounted(records: list[dict], cache_dir, prices: dict) -> dict:
+    """account() over the usage of each run of records of one node, as the accounting rule joins the facts."""
+    from itertools import groupby
+
+    from glan.dataset.accounting import account, node_usage
+    from glan.llm.cache import open_cache
+
+    with open_cache(cache_dir) as cache:
+        usages = [node_usage(list(run), cache) for _, run in groupby(records, key=lambda r: r["provenance"]["node"])]
+    return account(usages, prices)

@@ -13,14 +13,14 @@ import shutil
 import orjson
 import pytest
 from helpers import FIRST_BUILD_TOTAL, OPTICS, ROOT, Workflow, optics
-from records import make_record
+from records import accounted, make_record
 from test_batch import BATCH
 from test_batch_cli import plan
 from test_report import sample
 
 from glan.cli.plan import build_plan
 from glan.cli.table import format_plan
-from glan.dataset.accounting import account, price_of
+from glan.dataset.accounting import price_of
 from glan.dataset.report.plots import plot_cost
 from glan.fake_server import FakeLLM
 from glan.llm.backends.openai_compat import reply_of
@@ -115,9 +115,9 @@ def test_cached_prompt_tokens_cost_the_cached_price_and_without_one_the_input_pr
     with open_cache(tmp_path) as cache:
         for key in record["provenance"]["keys"].values():
             cache.put(key, Entry(Reply(text="x", usage=usage)))
-    answers = account([record], tmp_path, prices)["by_stage"]["answers"]
+    answers = accounted([record], tmp_path, prices)["by_stage"]["answers"]
     assert (answers["cached_tokens"], answers["cost"], answers["saved_by_cache"]) == (1024, 0.00472, 0.00128)
-    assert account([record], tmp_path, uncached_prices)["by_stage"]["answers"]["saved_by_cache"] == 0.0
+    assert accounted([record], tmp_path, uncached_prices)["by_stage"]["answers"]["saved_by_cache"] == 0.0
 
 
 def test_the_cost_plot_names_what_the_prefix_cache_saved_when_it_saved_anything(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # local files only: never ask the Hub
 
@@ -12,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from helpers import DEFAULTS
-from records import PATHS, make_record
+from records import PATHS, facts_of, lines_of, make_record
 
 from glan.dataset import export as exporting
 from glan.dataset.export import held_out_count, size_category, survey, write_exports
@@ -46,8 +47,13 @@ def dataset(per_node=(10, 4, 1)) -> list[dict]:
     return records
 
 
+def facts(records, folder):
+    return facts_of(records, folder, DEFAULTS["clean"]["dedup"], DEFAULTS["clean"]["decontaminate"])
+
+
 def split(records, settings=SETTINGS) -> dict[str, list[dict]]:
-    test_ids = survey(iter(records), settings).test_ids
+    with tempfile.TemporaryDirectory() as folder:
+        test_ids = survey(lines_of(records), "dataset.jsonl", facts(records, folder), settings).test_ids
     return {
         "train": [r for r in records if r["id"] not in test_ids],
         "test": [r for r in records if r["id"] in test_ids],
@@ -64,7 +70,9 @@ def export(tmp_path, records, settings=SETTINGS):
         "hf_test": tmp_path / "hf" / "data" / "test.parquet",
         "hf_card": tmp_path / "hf" / "README.md",
     }
-    write_exports(iter(records), survey(iter(records), settings), FACTS, settings, out)
+    cursor = facts(records, tmp_path)
+    found = survey(lines_of(records), "dataset.jsonl", cursor, settings)
+    write_exports(lines_of(records), "dataset.jsonl", cursor, found, FACTS, settings, out)
     return split(records, settings), out
 
 

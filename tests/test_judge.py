@@ -19,7 +19,7 @@ from helpers import DISCIPLINES, FIRST_BUILD, ROOT, Workflow, changed_files, sta
 
 from glan.dataset.clean import judge_filter
 from glan.fake_server import FakeLLM
-from glan.io import read_json, read_jsonl
+from glan.io import dump_line, read_json, read_jsonl
 from glan.llm.lookup import Outcome
 from glan.llm.request import Request
 from glan.stages.contract import Answered
@@ -184,9 +184,9 @@ def test_a_pair_without_a_valid_grade_says_so_and_is_kept_or_removed_as_configur
     assert record["provenance"]["judge"] == {"graded": False, "reason": "no valid grade: schema violation at overall"}
     assert "judge" not in record["provenance"]["keys"], "no request key: accounting counts valid replies only"
     settings = {"min_score": 9, "min_criteria": {}, "keep_ungraded": True}
-    pairs, report = judge_filter([record], settings)
+    pairs, report = judge_filter([dump_line(record)], settings)
     assert [removal for _, removal in pairs] == [None]
-    pairs, report = judge_filter([record], {**settings, "keep_ungraded": False})
+    pairs, report = judge_filter([dump_line(record)], {**settings, "keep_ungraded": False})
     assert [removal["reason"] for _, removal in pairs] == ["ungraded"]
     assert report["counts"]["removed_ungraded"] == 1
 

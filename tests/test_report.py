@@ -14,9 +14,10 @@ import datasets
 import orjson
 import pytest
 from helpers import FIRST_BUILD_TOTAL
-from records import PATHS, make_record
+from records import PATHS, accounted, make_record
 
-from glan.dataset.accounting import account, price_of, read_summary, run_stats
+from glan.dataset.accounting import price_of, read_summary, run_stats
+from glan.dataset.facts import reported
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import median, summarise
 from glan.dataset.report.plots import MANY_DISCIPLINES, plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
@@ -43,7 +44,7 @@ def test_accounting_counts_each_reply_once_per_stage_model_and_node(tmp_path):
     fill_cache(tmp_path, records)
     prices = {"test-model": {"input_per_mtok": 2.0, "output_per_mtok": 10.0}}
 
-    result = account(iter(records), tmp_path, prices)  # read once, as a file is
+    result = accounted(records, tmp_path, prices)
 
     assert {s: b["requests"] for s, b in result["by_stage"].items()} == {
         "subjects": 2,
@@ -87,7 +88,7 @@ def test_accounting_prices_each_reply_by_how_it_was_sent(tmp_path):
         "online-only": {"input_per_mtok": 4.0, "output_per_mtok": 8.0},
     }
 
-    result = account([both, online_only], tmp_path, prices)
+    result = accounted([both, online_only], tmp_path, prices)
 
     # a reply of 1000 + 100 tokens: priced 0.003 online, 0.0015 in batch; online-only 0.0048 online, unpriced in batch
     keys = ("requests", "requests_online", "requests_batch", "unpriced_requests", "cost", "saved_by_batch")
@@ -118,7 +119,7 @@ def test_a_batch_price_needs_both_its_prices_and_an_unknown_way_of_sending_is_re
 def test_accounting_reports_replies_missing_from_the_cache(tmp_path):
     records = [make_record("Q?")]
     fill_cache(tmp_path, records, skip={"answers"})
-    result = account(records, tmp_path, {})
+    result = accounted(records, tmp_path, {})
     assert result["missing_from_cache"]["answers"] == 1 and result["by_stage"]["answers"]["requests"] == 0
 
 
@@ -164,7 +165,8 @@ def summary_of(records, removed=()):
     }
     contamination = {"benchmarks": [{"name": "gsm8k", "removed": 1}]}
     run = run_stats([])
-    return summarise(records + list(removed), splits, list(removed), contamination, accounting, run)
+    facts = {name: [reported(r) for r in split] for name, split in splits.items()}
+    return summarise(len(records) + len(removed), facts, list(removed), contamination, accounting, run)
 
 
 def six_records():

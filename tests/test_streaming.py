@@ -1,4 +1,5 @@
-"""The whole-dataset steps stream: their peak memory does not grow with the dataset, and bad input is named."""
+"""The whole-dataset steps stream: their peak memory does not grow with the dataset (ten times as many
+disciplines of the same size), and bad input is named."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from helpers import DEFAULTS
-from records import PATHS, make_record
+from records import PATHS, facts_of, make_record
 
 from glan.io import dump_line, iter_jsonl
 
 SMALL = 2_000  # records; the large file has ten times as many
+DISCIPLINE = 200  # records a discipline, in both
 FILLER = "Show each step of the derivation and state the units of every quantity you use along the way. " * 3
 
 # Each step reads `path` (a dataset file) as the workflow's script does; `out` is a scratch folder.
@@ -21,9 +23,11 @@ PRELUDE = """
 import json
 import sys
 from pathlib import Path
-from glan.io import iter_jsonl
+from glan.dataset.facts import FactsCursor, usage_of
+from glan.io import iter_lines
 path, out = map(Path, sys.argv[1:3])
 DEFAULTS = json.loads(sys.argv[3])  # the config's defaults, passed in: loading the config would weigh on the peak
+facts = FactsCursor(sorted(path.parent.glob(path.stem + "-facts/*.parquet")))
 """
 STEPS = {
     "concatenate": """
@@ -32,37 +36,39 @@ concatenate([path, path], out / "dataset.jsonl")
 """,
     "accounting": """
 from glan.dataset.accounting import account
-account(iter_jsonl(path), out / "cache", {})
+account(map(usage_of, facts.paths), {})
 """,
     "summary": """
 from glan.dataset.report.numbers import summarise
 accounting = dict.fromkeys(("totals", "by_stage", "by_model", "unpriced_models"))
-splits = {"train": iter_jsonl(path), "test": iter_jsonl(path)}
-summarise(iter_jsonl(path), splits, iter(()), DEFAULTS["clean"]["decontaminate"], accounting, {})
+from glan.dataset.facts import REPORTED
+splits = {name: (f for _, f in facts.walk(iter_lines(path), name, REPORTED)) for name in ("train", "test")}
+summarise(0, splits, iter(()), DEFAULTS["clean"]["decontaminate"], accounting, {})
 """,
     "dedup-exact": """
 from glan.dataset.clean import deduplicate, sift
 dedup = {**DEFAULTS["clean"]["dedup"], "near": False}
-sift(deduplicate(iter_jsonl(path), dedup), out / "kept.jsonl", out / "removed.jsonl")
+sift(deduplicate(iter_lines(path), "dataset", facts, dedup), out / "kept.jsonl", out / "removed.jsonl")
 """,
     "decontaminate": """
 from glan.dataset.clean import decontaminate, sift
-pairs, _ = decontaminate(iter_jsonl(path), DEFAULTS["clean"]["decontaminate"])
+pairs, _ = decontaminate(iter_lines(path), "dataset", facts, DEFAULTS["clean"]["decontaminate"])
 sift(pairs, out / "kept.jsonl", out / "removed.jsonl")
 """,
     "export": """
 from glan.dataset import export
 export.BATCH_ROWS = 200  # a row group is the part of the dataset the export holds; keep it below SMALL
 settings = {**DEFAULTS["export"], "test_per_discipline": 50}
-facts = {
+about = {
     "taxonomy": {"path": "taxonomy.yaml", "sha256": ""},
     "duplicates": {},
     "contamination": {"ngram": 13, "threshold": 0.5, "fields": ["question"], "benchmarks": []},
     "accounting": {"by_stage": {}, "unpriced_models": []},
 }
 names = ("train", "test", "train_parquet", "test_parquet", "hf_train", "hf_test", "hf_card")
-found = export.survey(iter_jsonl(path), settings)
-export.write_exports(iter_jsonl(path), found, facts, settings, {name: out / name for name in names})
+found = export.survey(iter_lines(path), "dataset", facts, settings)
+out = {name: out / name for name in names}
+export.write_exports(iter_lines(path), "dataset", facts, found, about, settings, out)
 """,
 }
 
@@ -73,13 +79,18 @@ print(peak_rss_mib())
 
 
 def write_dataset(path: Path, count: int) -> Path:
-    """Records of three disciplines, every fifth one an exact duplicate of the one before it."""
-    with open(path, "wb") as handle:
-        for i in range(count):
-            number = i - 1 if i % 5 == 4 else i
-            node = list(PATHS)[number % len(PATHS)]
-            answer = f"Answer {number}: {FILLER}"
-            handle.write(dump_line(make_record(f"Question {number}: {FILLER}", node=node, answer=answer)))
+    """Disciplines of DISCIPLINE records, every fifth one an exact duplicate of the one before it; and their
+    facts files, as the facts jobs write them, in the folder `<name>-facts` beside it."""
+    records = []
+    for i in range(count):
+        number = i - 1 if i % 5 == 4 else i
+        record = make_record(f"Question {number}: {FILLER}", node=list(PATHS)[0], answer=f"Answer {number}: {FILLER}")
+        discipline = f"field/discipline-{i // DISCIPLINE:04d}"
+        record["provenance"].update(node=discipline, path=["Field", discipline])
+        records.append(record)
+    path.write_bytes(b"".join(map(dump_line, records)))
+    dedup, decontaminate = DEFAULTS["clean"]["dedup"], DEFAULTS["clean"]["decontaminate"]
+    facts_of(records, path.parent / f"{path.stem}-facts", dedup, decontaminate)
     return path
 
 

@@ -112,9 +112,10 @@ def _signatures(column: list, num_perm: int) -> np.ndarray:
     return np.frombuffer(b"".join(column), dtype="<u8").reshape(len(column), num_perm)
 
 
-def colliding(facts: FactsCursor, settings: dict) -> set[tuple[int, int]]:
-    """(node, row) of every record whose exact key or one of whose LSH bands another record of the facts
-    shares. No other record can be a duplicate or have one, so only these need the sequential pass.
+def colliding(facts: FactsCursor, settings: dict) -> tuple[list[int], set[int]]:
+    """Where each discipline's records start in the facts, and the places there of every record whose exact
+    key or one of whose LSH bands another record shares. No other record can be a duplicate or have one,
+    so only these need the sequential pass.
 
     A band is summed to 64 bits with odd multipliers: a clash of two different bands only adds a record
     here, never leaves one out."""
@@ -123,39 +124,39 @@ def colliding(facts: FactsCursor, settings: dict) -> set[tuple[int, int]]:
     multipliers = np.random.default_rng(0).integers(1, 2**63, size=settings["num_perm"], dtype=np.uint64) | 1
     digests: list[bytes] = []
     keys: list[list[np.ndarray]] = [[] for _ in spans]
-    places: list[tuple[int, int]] = []
-    for number, node in enumerate(facts.nodes(["exact", "minhash"])):
-        places += [(number, row) for row in range(len(node))]
+    starts = [0]
+    for node in facts.nodes(["exact", "minhash"] if near else ["exact"]):
+        starts.append(starts[-1] + len(node))
         if exact:
             digests += node.columns["exact"]
         if near and len(node):
             weighted = _signatures(node.columns["minhash"], settings["num_perm"]) * multipliers
             for band, span in enumerate(spans):
                 keys[band].append(weighted[:, span].sum(axis=1))
-    shared = np.zeros(len(places), dtype=bool)
-    for band in keys:
-        if band:
-            _, inverse, counts = np.unique(np.concatenate(band), return_inverse=True, return_counts=True)
+    shared = np.zeros(starts[-1], dtype=bool)
+    for column in keys:
+        if column:
+            _, inverse, counts = np.unique(np.concatenate(column), return_inverse=True, return_counts=True)
             shared |= counts[inverse] > 1
     if exact:
-        counts = Counter(digests)
-        shared |= np.fromiter((counts[d] > 1 for d in digests), dtype=bool, count=len(places))
-    return {places[i] for i in np.flatnonzero(shared)}
+        repeated = Counter(digests)
+        shared |= np.fromiter((repeated[d] > 1 for d in digests), dtype=bool, count=len(digests))
+    return starts, set(np.flatnonzero(shared).tolist())
 
 
 def deduplicate(lines: Iterable[bytes], name: str, facts: FactsCursor, settings: dict) -> Iterator[Sifted]:
     """Each line of the file `name` with None if its record stays, or the entry naming the kept record it
     duplicates and how closely: exact duplicates by their folded question, near ones by MinHash with LSH
-    candidates, the first of several staying. Signatures come from the facts; only records that share a key or a band with
-    another (`colliding`) are looked at in order, so the pass is a join, not a computation."""
+    candidates, the first of several staying. Signatures come from the facts; only records that share a key
+    or a band with another (`colliding`) are looked at in order, so the pass is a join, not a computation."""
     exact, near, threshold = settings["exact"], settings["near"], settings["near_threshold"]
-    shared = colliding(facts, settings) if exact or near else set()
+    starts, shared = colliding(facts, settings) if exact or near else ([], set())
     spans = bands(settings) if near else []
     first: dict[bytes, str] = {}  # exact key digest -> id of the kept record that has it
     index: dict[tuple[int, bytes], list[int]] = {}  # (band, its bytes) -> kept records that have it
     kept: list[tuple[str, np.ndarray]] = []  # id and signature of the kept records looked at
     for line, fact in facts.walk(lines, name, ["exact", "minhash"]):
-        if (fact.node.number, fact.row) not in shared:
+        if not shared or starts[fact.node.number] + fact.row not in shared:
             yield line, None
             continue
         record_id, key = fact["id"], fact["exact"] if exact else None

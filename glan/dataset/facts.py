@@ -40,23 +40,34 @@ REPORTED = ["node", "path", "question_words", "answer_words", "difficulty", "str
 PREFIX = b'{"id":"'
 
 
+def reported(record: dict) -> dict:
+    """The facts of a record that the report counts (REPORTED)."""
+    provenance = record["provenance"]
+    return {
+        "node": provenance["node"],
+        "path": provenance["path"],
+        "question_words": len(words(question(record))),
+        "answer_words": len(words(answer(record))),
+        "difficulty": provenance["difficulty"],
+        "strategy": provenance["strategy"],
+    }
+
+
+TYPES = {"node": pa.string(), "path": pa.list_(pa.string()), "question_words": pa.int32(), "answer_words": pa.int32()}
+
+
 def compute(records: list[dict], settings: dict, screen: Screen, usage: dict) -> pa.Table:
     """The facts table of one discipline's records; `usage` goes into its metadata."""
     dedup = settings["dedup"]
     questions = [question(r) for r in records]
-    provenance = [r["provenance"] for r in records]
+    counted = [reported(r) for r in records]
     matches = [screen.matches(r) for r in records]
     columns = {
         "id": pa.array([r["id"] for r in records], pa.string()),
-        "node": pa.array([p["node"] for p in provenance], pa.string()),
-        "path": pa.array([p["path"] for p in provenance], pa.list_(pa.string())),
+        **{name: pa.array([c[name] for c in counted], TYPES.get(name, pa.string())) for name in REPORTED},
+        "models": pa.array([r["provenance"]["models"] for r in records]),
         "exact": pa.array([digest(exact_key(q)) if dedup["exact"] else None for q in questions], pa.binary(16)),
         "minhash": pa.array([minhash(q, dedup) if dedup["near"] else None for q in questions], pa.binary()),
-        "question_words": pa.array([len(words(q)) for q in questions], pa.int32()),
-        "answer_words": pa.array([len(words(answer(r))) for r in records], pa.int32()),
-        "models": pa.array([p["models"] for p in provenance]),
-        "difficulty": pa.array([p["difficulty"] for p in provenance], pa.string()),
-        "strategy": pa.array([p["strategy"] for p in provenance], pa.string()),
         "contamination": pa.array([None if m is None else orjson.dumps(m).decode() for m in matches], pa.string()),
         "record": pa.array(records) if records else pa.nulls(0),
     }
