@@ -3,10 +3,13 @@ of them, exactly; each process reports its own progress part, and the run's merg
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from helpers import FIRST_BUILD_TOTAL, Workflow
 
 from glan.fake_server import FakeLLM
+from glan.llm.shared import FORK, SharedLimiter
 
 CAP = 3
 
@@ -24,3 +27,43 @@ def test_two_sender_processes_share_the_cap_and_reach_it(tmp_path):
     merged = orjson.loads(workflow.path("logs/progress.json").read_bytes())
     assert merged["finished"] and merged["totals"]["sent"] == sum(sent) == FIRST_BUILD_TOTAL
     assert merged["totals"]["in_flight"] == 0
+
+
+def test_the_shared_cap_holds_through_429s_and_cancellations_and_every_slot_comes_back():
+    """Two processes, 300 requests each: a 429 now and then (a pause, and the limit cut in both), and
+    every seventh request cancelled, waiting or holding its slot."""
+    limiter = SharedLimiter(2, CAP + 1)
+    peak = FORK.RawArray("q", 2)  # requests holding a slot now, and the most at once
+    lock = FORK.Lock()
+
+    def sender(index: int) -> None:
+        async def one(number: int) -> None:
+            await limiter.acquire(0)
+            with lock:
+                peak[0] += 1
+                peak[1] = max(peak[1], peak[0])
+            try:
+                await asyncio.sleep(0.001)
+            finally:
+                with lock:
+                    peak[0] -= 1
+                limiter.release(rate_limited=number % 97 == 0, retry_after=0.01)
+
+        async def requests() -> None:
+            limiter.join(index)
+            started = [asyncio.create_task(one(number)) for number in range(300)]
+            await asyncio.sleep(0.02)
+            for task in started[::7]:
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+
+        asyncio.run(requests())
+
+    processes = [FORK.Process(target=sender, args=(index,)) for index in (0, 1)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0]
+    assert peak[1] == CAP + 1
+    assert limiter.in_flight == 0 and limiter.queued_total == 0 and limiter.cuts >= 6

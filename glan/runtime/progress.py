@@ -49,8 +49,10 @@ def finish_run(success: bool, directory: Path = PROGRESS_DIR) -> None:
 
 
 def part_of(meter: Meter) -> dict:
+    """A process's part; `cpu_seconds`, its CPU time so far, tells what a request costs (bench/senders.py)."""
     return {
         "updated": time.time(),
+        "cpu_seconds": round(time.process_time(), 3),
         "first_sent": meter.first_sent,
         "last_sent": meter.last_sent,
         "tallies": [{"stage": s, "model": m, **t.as_dict()} for (s, m), t in sorted(meter.tallies.items())],

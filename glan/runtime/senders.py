@@ -25,7 +25,7 @@ from glan.llm.meter import Budget
 from glan.llm.send import Sender
 from glan.llm.shared import FORK, SharedLimiter, SharedMeter
 from glan.runtime.progress import publish_every, sender_part, to_stderr
-from glan.runtime.server import _until_stdin_closes, sending
+from glan.runtime.server import sending, until_stdin_closes
 
 DONE = b"d"  # a sender to the dispatcher: one of its jobs has ended
 
@@ -69,7 +69,7 @@ async def _dispatch(settings: dict, listener: socket.socket, channels: list[sock
         publish_every(settings["interval"], senders_done, to_stderr, Path(settings["progress_dir"]))
     )
     listener.setblocking(False)
-    stdin_closed = asyncio.ensure_future(_until_stdin_closes())
+    stdin_closed = asyncio.ensure_future(until_stdin_closes())
     while not stdin_closed.done():
         accepted = asyncio.ensure_future(loop.sock_accept(listener))
         await asyncio.wait({accepted, stdin_closed}, return_when=asyncio.FIRST_COMPLETED)

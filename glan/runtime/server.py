@@ -3,7 +3,8 @@
 Why: started afresh, a job spends more CPU starting than sending (the openai package alone takes
 half a second to import), and each would hold its own client, connections and share of the cap.
 The server pays for its start once, keeps one connection pool per endpoint, and holds
-llm.concurrency, the per-minute budgets and AIMD on 429 for all jobs at once, exactly.
+llm.concurrency, the per-minute budgets and AIMD on 429 for all jobs at once, exactly. With llm.senders
+above 1 it sends from that many processes, which share the cap and the budgets (glan.runtime.senders).
 
 The Snakemake main process starts it (rules/common.smk, `onstart`); each job process hands over
 its StageJob (glan.runtime.job.submit) and waits for the verdict. A killed job closes its
@@ -175,7 +176,8 @@ async def run_logged(job: StageJob, sender: Sender) -> None:
         close_logger(log)
 
 
-async def _until_stdin_closes() -> None:
+async def until_stdin_closes() -> None:
+    """Until the Snakemake process that started the server is gone."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -186,7 +188,7 @@ async def _main(settings: dict) -> None:
     import openai  # noqa: F401  (every job here sends through it: load it before the first one arrives)
 
     listener = socket.socket(fileno=settings["socket"])
-    await serve(settings, listener, asyncio.ensure_future(_until_stdin_closes()))
+    await serve(settings, listener, asyncio.ensure_future(until_stdin_closes()))
 
 
 if __name__ == "__main__":
