@@ -4,14 +4,28 @@ of them, exactly; each process reports its own progress part, and the run's merg
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 from helpers import FIRST_BUILD_TOTAL, Workflow
 
 from glan.fake_server import FakeLLM
-from glan.llm.shared import FORK, SharedLimiter
+from glan.llm.cache import Entry
+from glan.llm.meter import TOTAL, Budget, OverBudget
+from glan.llm.request import Reply, Request
+from glan.llm.shared import FORK, SharedLimiter, SharedMeter
 
 CAP = 3
+
+
+def in_two_processes(sender: Callable[[int], None]) -> None:
+    """Run `sender(0)` and `sender(1)` in two processes forked from this one, as the stage server's are."""
+    processes = [FORK.Process(target=sender, args=(index,)) for index in (0, 1)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    assert [process.exitcode for process in processes] == [0, 0]
 
 
 def test_two_sender_processes_share_the_cap_and_reach_it(tmp_path):
@@ -59,11 +73,35 @@ def test_the_shared_cap_holds_through_429s_and_cancellations_and_every_slot_come
 
         asyncio.run(requests())
 
-    processes = [FORK.Process(target=sender, args=(index,)) for index in (0, 1)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(timeout=60)
-    assert [process.exitcode for process in processes] == [0, 0]
+    in_two_processes(sender)
     assert peak[1] == CAP + 1
     assert limiter.in_flight == 0 and limiter.queued_total == 0 and limiter.cuts >= 6
+
+
+def test_a_budget_shared_by_two_processes_is_spent_once():
+    """A reply costs 1 (one completion token at 1 a token), as expected before it is sent; a budget of
+    10 lets 10 requests go, from both processes together, and refuses the rest in each."""
+    meter = SharedMeter({"m": {"input_per_mtok": 0, "output_per_mtok": 1e6}}, Budget({TOTAL: 10.0}))
+    sent = FORK.RawArray("q", 2)
+    refused = FORK.RawArray("q", 2)
+
+    def sender(index: int) -> None:
+        async def one(number: int) -> None:
+            request = Request("m", [{"role": "user", "content": f"{index}-{number}"}], {"max_tokens": 1})
+            try:
+                reservation = await meter.admit("answers", request, "online")
+            except OverBudget:
+                refused[index] += 1
+                return
+            await asyncio.sleep(0.002)
+            meter.settle("answers", request, reservation, Entry(Reply("{}", usage={"completion_tokens": 1})))
+            sent[index] += 1
+
+        async def requests() -> None:
+            await asyncio.gather(*(one(number) for number in range(20)))
+
+        asyncio.run(requests())
+
+    in_two_processes(sender)
+    assert sum(sent) == 10 and sum(refused) == 30 and all(refused)
+    assert meter.spent(TOTAL) == 10.0
