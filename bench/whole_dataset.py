@@ -19,7 +19,6 @@ import csv
 import random
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import yaml
 from harness import Workspace, synthetic_taxonomy
@@ -159,6 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--disciplines", type=int, default=50)
     parser.add_argument("--records", type=int, default=2000, help="records per discipline")
+    parser.add_argument("--keep", action="store_true", help="keep the built tree and print where it is")
     args = parser.parse_args()
     taxonomy = synthetic_taxonomy(args.disciplines)
     overlay = {"select": [], "llm": {"backend": "openai", "model": "bench", "endpoint": "bench"}}
@@ -174,7 +174,10 @@ def main() -> None:
         edit, edit_rules = timed_run(workspace)
         write_json(workspace.dir / "bench-result.json", {"full": full_rules, "edit": edit_rules})
     finally:
-        workspace.cleanup()
+        if args.keep:
+            print(f"built tree kept in {workspace.dir}")
+        else:
+            workspace.cleanup()
     total = args.disciplines * args.records
     print(f"{total:,} records in {args.disciplines} disciplines; one discipline's answers edited")
     print(f"{'rule':<28}{'full (s)':>10}{'after the edit (s)':>20}")
