@@ -28,6 +28,7 @@ from glan.runtime.progress import publish_every, sender_part, to_stderr
 from glan.runtime.server import sending, until_stdin_closes
 
 DONE = b"d"  # a sender to the dispatcher: one of its jobs has ended
+GONE = 1 << 62  # the open jobs of a sender that has died: it is never the one with the fewest
 
 
 def serve_from_processes(settings: dict, listener: socket.socket) -> None:
@@ -60,7 +61,7 @@ async def _dispatch(settings: dict, listener: socket.socket, channels: list[sock
             open_jobs[index] -= len(message)
         else:  # the sender is gone: it gets no more jobs
             loop.remove_reader(channels[index])
-            open_jobs[index] = 1 << 62
+            open_jobs[index] = GONE
 
     for index, channel in enumerate(channels):
         loop.add_reader(channel, ended, index)
@@ -78,8 +79,11 @@ async def _dispatch(settings: dict, listener: socket.socket, channels: list[sock
             break
         connection, _ = accepted.result()
         index = open_jobs.index(min(open_jobs))
-        socket.send_fds(channels[index], [b"j"], [connection.fileno()])
-        open_jobs[index] += 1
+        try:
+            socket.send_fds(channels[index], [b"j"], [connection.fileno()])
+            open_jobs[index] += 1
+        except OSError:  # that sender is gone: the job hears so when its connection closes
+            open_jobs[index] = GONE
         connection.close()
     listener.close()
     for channel in channels:
