@@ -31,7 +31,15 @@ def stage_server_for(llm: FakeLLM, monkeypatch, progress: Path):
     monkeypatch.setenv("OPENAI_BASE_URL", llm.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     stage_server.start_for_run(
-        {"capacity": 1, "rate_limits": {}, "prices": {}, "budget": {}, "interval": 10, "progress_dir": str(progress)}
+        {
+            "capacity": 1,
+            "senders": 1,
+            "rate_limits": {},
+            "prices": {},
+            "budget": {},
+            "interval": 10,
+            "progress_dir": str(progress),
+        }
     )
     process = stage_server._RUNNING.pop()
     try:

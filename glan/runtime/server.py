@@ -195,7 +195,7 @@ if __name__ == "__main__":
     # Ctrl-C reaches the whole process group: the jobs stop, and the server with Snakemake (stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     run_settings = json.loads(sys.argv[1])
-    if run_settings.get("senders", 1) > 1:  # settings without the key (tests) mean one process
+    if run_settings["senders"] > 1:
         from glan.runtime.senders import serve_from_processes
 
         serve_from_processes(run_settings, socket.socket(fileno=run_settings["socket"]))
