@@ -64,6 +64,26 @@ def test_accounting_counts_each_reply_once_per_stage_model_and_node(tmp_path):
     assert totals["saved_by_batch"] == 0.0
 
 
+def test_a_reply_two_disciplines_share_is_counted_once_where_it_first_appears(tmp_path):
+    optics = make_record("Optics question?")
+    genetics = make_record("Genetics question?", node="natural-sciences/biology/genetics")
+    genetics["provenance"]["keys"]["answers"] = optics["provenance"]["keys"]["answers"]  # the same reply
+    missing = make_record("Another genetics question?", node="natural-sciences/biology/genetics")
+    fill_cache(tmp_path, [optics, genetics])
+    fill_cache(tmp_path, [missing], skip={"answers"})
+    missing["provenance"]["keys"]["answers"] = "not-in-the-cache"
+    later = make_record("Optics again?", node="mathematics/number-theory")
+    later["provenance"]["keys"]["answers"] = "not-in-the-cache"  # a missing reply is also counted once
+
+    result = accounted([optics, genetics, missing, later], tmp_path, {})
+
+    assert result["by_stage"]["answers"]["requests"] == 1 and result["missing_from_cache"]["answers"] == 1
+    assert result["by_node"]["natural-sciences/physics/optics"]["requests"] == 4
+    # genetics: its subjects, syllabus and two questions replies; its answers are optics' and the cache's
+    assert result["by_node"]["natural-sciences/biology/genetics"]["requests"] == 4
+    assert result["totals"]["requests"] == 4 + 4 + 3 and result["records"] == 4
+
+
 def test_accounting_prices_each_reply_by_how_it_was_sent(tmp_path):
     """Online replies at the online price, batch ones at the batch price; a batch reply without one is unpriced."""
     both = make_record("Optics question?", model="priced")
