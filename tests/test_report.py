@@ -81,7 +81,8 @@ def test_a_reply_two_disciplines_share_is_counted_once_where_it_first_appears(tm
     assert result["by_node"]["natural-sciences/physics/optics"]["requests"] == 4
     # genetics: its subjects, syllabus and two questions replies; its answers are optics' and the cache's
     assert result["by_node"]["natural-sciences/biology/genetics"]["requests"] == 4
-    assert result["totals"]["requests"] == 4 + 4 + 3 and result["records"] == 4
+    assert result["totals"]["requests"] == 4 + 4 and result["records"] == 4
+    assert result["missing_from_cache"] == dict.fromkeys(("subjects", "syllabus", "questions", "answers"), 1)
 
 
 def test_accounting_prices_each_reply_by_how_it_was_sent(tmp_path):
