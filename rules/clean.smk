@@ -2,6 +2,7 @@ from glan.config import config_slice
 
 BENCHMARKS = [b["path"] for b in config["clean"]["decontaminate"]["benchmarks"]]
 FACTS = expand(node_file("facts.parquet"), node=NODES)
+USAGE = expand(node_file("usage.json"), node=NODES)
 
 
 # What the whole-dataset steps need of each record (folded question, MinHash, benchmark matches, usage
@@ -12,7 +13,8 @@ rule facts:
         records=node_file(STAGES["judge" if JUDGE else "answers"].output),
         benchmarks=BENCHMARKS,
     output:
-        node_file("facts.parquet"),
+        facts=node_file("facts.parquet"),
+        usage=node_file("usage.json"),
     log:
         "logs/{node}/facts.log",
     benchmark:

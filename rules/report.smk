@@ -3,7 +3,7 @@ from glan.stages import active
 
 rule accounting:
     input:
-        facts=FACTS,
+        usage=USAGE,
     output:
         "results/report/accounting.json",
     log:

@@ -19,5 +19,6 @@ records = read_jsonl(snakemake.input.records)
 screen = Screen(settings["decontaminate"])
 with open_cache(settings["cache_dir"]) as cache:
     usage = node_usage(records, cache)
-facts.write(snakemake.output[0], facts.compute(records, settings, screen, usage))
+facts.write(snakemake.output.facts, facts.compute(records, settings, screen))
+facts.write_usage(snakemake.output.usage, usage)
 logging.getLogger("glan").info("facts: %d records of %s", len(records), snakemake.wildcards.node)

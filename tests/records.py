@@ -69,7 +69,8 @@ def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cach
         run = list(run)
         path = Path(folder) / f"facts-{number:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        facts.write(path, facts.compute(run, settings, screen, node_usage(run, cache or {})))
+        facts.write(path, facts.compute(run, settings, screen))
+        facts.write_usage(Path(folder) / f"usage-{number:05d}.json", node_usage(run, cache or {}))
         paths.append(path)
     return facts.FactsCursor(paths)
 

@@ -23,11 +23,11 @@ PRELUDE = """
 import json
 import sys
 from pathlib import Path
-from glan.dataset.facts import FactsCursor, usage_of
+from glan.dataset.facts import FactsCursor, read_usage
 from glan.io import iter_lines
 path, out = map(Path, sys.argv[1:3])
 DEFAULTS = json.loads(sys.argv[3])  # the config's defaults, passed in: loading the config would weigh on the peak
-facts = FactsCursor(sorted(path.parent.glob(path.stem + "-facts/*.parquet")))
+facts = FactsCursor(sorted(path.parent.glob(path.stem + "-facts/facts-*.parquet")))
 """
 STEPS = {
     "concatenate": """
@@ -36,7 +36,7 @@ concatenate([path, path], out / "dataset.jsonl")
 """,
     "accounting": """
 from glan.dataset.accounting import account
-account(map(usage_of, facts.paths), {})
+account(map(read_usage, sorted(path.parent.glob(path.stem + "-facts/usage-*.json"))), {})
 """,
     "summary": """
 from glan.dataset.report.numbers import summarise

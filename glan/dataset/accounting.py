@@ -27,6 +27,7 @@ describes the latest run of every job, which after an incremental build mixes ol
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -90,12 +91,15 @@ def price_of(model: str, usage: dict, prices: dict, via: str = "online") -> floa
 
 
 def node_usage(records: list[dict], cache: ReplyReader) -> dict:
-    """The usage of the replies behind one discipline's records, each key once, under a 16-byte digest of
-    the key (so the join can leave out a key an earlier discipline counted): its stage, model, way sent
-    and token counts, or only its stage where the cache lacks it.
+    """The usage of the replies behind one discipline's records, each key once: tokens summed per stage,
+    model and way sent (`groups`), replies the cache lacks per stage (`missing`), and each key's share of
+    those under a 16-byte digest of the key (`replies`), so the join can take back what a key an
+    earlier discipline counted added here.
 
     This is the part that reads the cache; it runs in the discipline's facts job (glan.dataset.facts)."""
     replies: dict[str, list] = {}
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    missing: Counter = Counter()
     for record in records:
         provenance = record["provenance"]
         for stage in STAGES:
@@ -105,21 +109,34 @@ def node_usage(records: list[dict], cache: ReplyReader) -> dict:
             entry = cache.get(key)
             if entry is None:
                 replies[fingerprint] = [stage, None, None]
+                missing[stage] += 1
                 continue
             usage = entry.reply.usage or {}
-            counts = [
+            tokens = [
                 usage.get("prompt_tokens", 0),
                 cached_tokens(usage),
                 usage.get("completion_tokens", 0),
                 reasoning_tokens(usage),
                 usage.get("total_tokens", usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0)),
             ]
-            replies[fingerprint] = [stage, provenance["models"][stage], entry.via, *counts]
-    node = records[0]["provenance"]["node"] if records else None
-    return {"node": node, "records": len(records), "replies": replies}
+            replies[fingerprint] = [stage, provenance["models"][stage], entry.via, *tokens]
+            _add(groups.setdefault((stage, provenance["models"][stage], entry.via), [0] * (1 + len(TOKENS))), tokens)
+    return {
+        "node": records[0]["provenance"]["node"] if records else None,
+        "records": len(records),
+        "groups": [[*group, *sums] for group, sums in groups.items()],
+        "missing": dict(missing),
+        "replies": replies,
+    }
 
 
 TOKENS = COUNTERS[1:]  # what a reply's usage adds to a bucket, in node_usage's order
+
+
+def _add(sums: list[int], tokens: list[int], sign: int = 1) -> None:
+    sums[0] += sign
+    for position, value in enumerate(tokens, 1):
+        sums[position] += sign * value
 
 
 def account(usages: Iterable[dict], prices: dict) -> dict:
@@ -139,21 +156,22 @@ def account(usages: Iterable[dict], prices: dict) -> dict:
     unpriced: set[str] = set()
     for usage in usages:
         count += usage["records"]
-        groups: dict[tuple[str, str, str], list[int]] = {}
-        for fingerprint, (stage, model, via, *tokens) in usage["replies"].items():
-            if fingerprint in seen:
-                continue
-            seen.add(fingerprint)
-            by_stage.setdefault(stage, _empty())
-            missing.setdefault(stage, 0)
+        groups = {(stage, model, via): sums for stage, model, via, *sums in usage["groups"]}
+        absent = Counter(usage["missing"])
+        for fingerprint in seen.intersection(usage["replies"]):
+            stage, model, via, *tokens = usage["replies"][fingerprint]
             if via is None:
-                missing[stage] += 1
-                continue
-            group = groups.setdefault((stage, model, via), [0] * (len(TOKENS) + 1))
-            group[0] += 1
-            for position, value in enumerate(tokens, 1):
-                group[position] += value
+                absent[stage] -= 1
+            else:
+                _add(groups[(stage, model, via)], tokens, -1)
+        seen.update(usage["replies"])
+        for stage in [*(group[0] for group in groups), *absent]:
+            if stage not in by_stage:
+                by_stage[stage] = _empty()
+            missing[stage] = missing.get(stage, 0) + absent.pop(stage, 0)
         for (stage, model, via), (requests, *tokens) in groups.items():
+            if not requests:
+                continue
             summed = dict(zip(TOKENS, tokens, strict=True))
             reply = {
                 "prompt_tokens": summed["prompt_tokens"],
@@ -168,12 +186,11 @@ def account(usages: Iterable[dict], prices: dict) -> dict:
                 by_cache = (price_of(model, uncached(reply), prices, via) or 0.0) - cost
                 if via == "batch" and (online := price_of(model, reply, prices)) is not None:
                     saved = online - cost
-            for bucket in (
-                totals,
-                by_stage[stage],
-                by_model.setdefault(model, _empty()),
-                by_node.setdefault(usage["node"], _empty()),
-            ):
+            if model not in by_model:
+                by_model[model] = _empty()
+            if usage["node"] not in by_node:
+                by_node[usage["node"]] = _empty()
+            for bucket in (totals, by_stage[stage], by_model[model], by_node[usage["node"]]):
                 bucket["requests"] += requests
                 bucket[f"requests_{via}"] += requests
                 bucket["unpriced_requests"] += requests if cost is None else 0

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from glan.dataset.facts import Fact, FactsCursor, Node, record_schema, record_table
-from glan.io import copy_atomic, open_atomic, write_bytes_atomic
+from glan.io import link_atomic, open_atomic, write_bytes_atomic
 from glan.stages import STAGE_NAMES as STAGES
 
 SPLITS = ("train", "test")
@@ -297,6 +297,6 @@ def write_exports(
             if sizes[split] or not tally.count(split):  # an empty split still gets a row group, as write_table gives
                 flush(split)
     for name in SPLITS:
-        copy_atomic(out[f"{name}_parquet"], out[f"hf_{name}"])
+        link_atomic(out[f"{name}_parquet"], out[f"hf_{name}"])
     write_bytes_atomic(out["hf_card"], card(tally, facts, settings).encode())
     return tally

@@ -14,7 +14,8 @@ across disciplines, concatenation and totals (glan.dataset.clean, .export, .acco
   report and the dataset card count;
 - `contamination`: the record's benchmark matches as JSON (null where it has none);
 - `record`: the record itself, as the export's Parquet files hold it.
-Its metadata holds the usage of the node's replies (`glan.dataset.accounting.node_usage`).
+Beside it, `usage.json` holds the usage of the node's replies (`glan.dataset.accounting.node_usage`):
+apart, so that opening a facts file does not parse it.
 
 A whole-dataset step reads its input file (a subsequence of the records files in taxonomy order)
 and walks the facts alongside (`FactsCursor`), a discipline at a time, so its memory does not grow
@@ -33,9 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glan.dataset.clean import Screen, answer, exact_key, minhash, question, words
-from glan.io import digest, open_atomic
+from glan.io import digest, open_atomic, write_bytes_atomic
 
-USAGE = b"glan.usage"
 REPORTED = ["node", "path", "question_words", "answer_words", "difficulty", "strategy"]  # what the report counts
 PREFIX = b'{"id":"'
 
@@ -56,8 +56,8 @@ def reported(record: dict) -> dict:
 TYPES = {"node": pa.string(), "path": pa.list_(pa.string()), "question_words": pa.int32(), "answer_words": pa.int32()}
 
 
-def compute(records: list[dict], settings: dict, screen: Screen, usage: dict) -> pa.Table:
-    """The facts table of one discipline's records; `usage` goes into its metadata."""
+def compute(records: list[dict], settings: dict, screen: Screen) -> pa.Table:
+    """The facts table of one discipline's records."""
     dedup = settings["dedup"]
     questions = [question(r) for r in records]
     counted = [reported(r) for r in records]
@@ -71,7 +71,7 @@ def compute(records: list[dict], settings: dict, screen: Screen, usage: dict) ->
         "contamination": pa.array([None if m is None else orjson.dumps(m).decode() for m in matches], pa.string()),
         "record": pa.array(records) if records else pa.nulls(0),
     }
-    return pa.table(columns).replace_schema_metadata({USAGE: orjson.dumps(usage)})
+    return pa.table(columns)
 
 
 def write(path: str | Path, table: pa.Table) -> None:
@@ -79,8 +79,12 @@ def write(path: str | Path, table: pa.Table) -> None:
         pq.write_table(table, handle, compression="lz4")
 
 
-def usage_of(path: str | Path) -> dict:
-    return orjson.loads(pq.read_schema(path).metadata[USAGE])
+def write_usage(path: str | Path, usage: dict) -> None:
+    write_bytes_atomic(path, orjson.dumps(usage))
+
+
+def read_usage(path: str | Path) -> dict:
+    return orjson.loads(Path(path).read_bytes())
 
 
 def record_schema(path: str | Path) -> pa.DataType:
@@ -106,7 +110,7 @@ class Node:
     @classmethod
     def load(cls, number: int, path: str, columns: list[str], records: bool) -> Node:
         columns = list(dict.fromkeys(columns))
-        table = pq.read_table(path, columns=columns + (["record"] if records else []))
+        table = pq.ParquetFile(path).read(columns=columns + (["record"] if records else []))
         return cls(number, path, table, {name: table.column(name).to_pylist() for name in columns})
 
     def __len__(self) -> int:
