@@ -3,6 +3,19 @@ from glan.config import config_slice
 BENCHMARKS = [b["path"] for b in config["clean"]["decontaminate"]["benchmarks"]]
 FACTS = expand(node_file("facts.parquet"), node=NODES)
 USAGE = expand(node_file("usage.json"), node=NODES)
+# The removal files of the cleaning steps before each whole-dataset step, in order.
+REMOVED_BY = {
+    "dedup": ["results/clean/low_scores.jsonl"] if JUDGE else [],
+    "decontaminate": [
+        *(["results/clean/low_scores.jsonl"] if JUDGE else []),
+        "results/clean/duplicates.jsonl",
+    ],
+    "export": [
+        *(["results/clean/low_scores.jsonl"] if JUDGE else []),
+        "results/clean/duplicates.jsonl",
+        "results/clean/contaminated.jsonl",
+    ],
+}
 
 
 # What the whole-dataset steps need of each record (folded question, MinHash, benchmark matches, usage
@@ -35,7 +48,8 @@ rule facts:
 # of a question must not make dedup drop a later, better one.
 rule judge_filter:
     input:
-        "results/dataset.jsonl",
+        dataset="results/dataset.jsonl",
+        facts=FACTS,
     output:
         kept="results/clean/graded.jsonl",
         removed="results/clean/low_scores.jsonl",
@@ -56,6 +70,8 @@ rule dedup:
     input:
         dataset=rules.judge_filter.output.kept if JUDGE else "results/dataset.jsonl",
         facts=FACTS,
+        # what the steps before removed: with the facts, what the input file holds (glan.dataset.facts)
+        removed=REMOVED_BY["dedup"],
     output:
         kept="results/clean/deduplicated.jsonl",
         removed="results/clean/duplicates.jsonl",
@@ -75,6 +91,7 @@ rule decontaminate:
     input:
         dataset="results/clean/deduplicated.jsonl",
         facts=FACTS,
+        removed=REMOVED_BY["decontaminate"],
         benchmarks=BENCHMARKS,
     output:
         kept="results/clean/dataset.jsonl",

@@ -2,6 +2,7 @@ rule export:
     input:
         dataset="results/clean/dataset.jsonl",
         facts=FACTS,
+        removed=REMOVED_BY["export"],
         duplicates="results/clean/duplicates.jsonl",
         contamination="results/clean/contamination.json",
         accounting="results/report/accounting.json",

@@ -21,6 +21,7 @@ rule accounting:
 rule plots:
     input:
         facts=FACTS,
+        removed=REMOVED_BY["export"],
         train="results/export/train.jsonl",
         test="results/export/test.jsonl",
         duplicates="results/clean/duplicates.jsonl",

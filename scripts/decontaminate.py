@@ -7,15 +7,14 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import decontaminate, sift
-from glan.dataset.facts import FactsCursor
-from glan.io import iter_lines, write_json
+from glan.dataset.facts import Composition, removed_ids
+from glan.io import write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-source = snakemake.input.dataset
-facts = FactsCursor(snakemake.input.facts)
-pairs, report = decontaminate(iter_lines(source), source, facts, snakemake.params.settings)
-sift(pairs, snakemake.output.kept, snakemake.output.removed)
+source = Composition(snakemake.input.facts, snakemake.input.dataset, removed_ids(snakemake.input.removed))
+removals, report = decontaminate(source, snakemake.params.settings)
+sift(removals, snakemake.output.kept, snakemake.output.removed)
 write_json(snakemake.output.report, report)
 log = logging.getLogger("glan")
 log.info("decontaminate: %(records_in)d records in, %(records_out)d kept", report)

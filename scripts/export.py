@@ -1,7 +1,7 @@
 """Split the clean dataset into train and test and write JSONL, Parquet and a `datasets` folder with a card.
 
-Two passes over the dataset file, so memory does not grow with it: the first picks the test questions
-and the Parquet schema, the second routes each record to its split's files."""
+Two passes over the disciplines' facts, so memory does not grow with the dataset: the first picks the test
+questions and the Parquet schema, the second routes each record to its split's files."""
 
 import sys
 
@@ -13,15 +13,14 @@ from collections import Counter
 from pathlib import Path
 
 from glan.dataset.export import survey, write_exports
-from glan.dataset.facts import FactsCursor
-from glan.io import iter_jsonl, iter_lines, read_json
+from glan.dataset.facts import Composition, removed_ids
+from glan.io import iter_jsonl, read_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 settings = snakemake.params.settings
-source = snakemake.input.dataset
-cursor = FactsCursor(snakemake.input.facts)
-found = survey(iter_lines(source), source, cursor, settings)
+source = Composition(snakemake.input.facts, snakemake.input.dataset, removed_ids(snakemake.input.removed))
+found = survey(source, settings)
 facts = {
     "taxonomy": {
         "path": snakemake.input.taxonomy,
@@ -33,5 +32,5 @@ facts = {
     **({"judge": read_json(snakemake.input.judge)} if snakemake.input.judge else {}),
 }
 paths = {name: getattr(snakemake.output, name) for name in snakemake.output.keys()}
-tally = write_exports(iter_lines(source), source, cursor, found, facts, settings, paths)
+tally = write_exports(source, found, facts, settings, paths)
 logging.getLogger("glan").info("export: train=%d test=%d", tally.count("train"), tally.count("test"))

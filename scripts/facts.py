@@ -6,19 +6,22 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 
 import logging
 
+import orjson
+
 from glan.dataset import facts
 from glan.dataset.accounting import node_usage
 from glan.dataset.clean import Screen
-from glan.io import read_jsonl
+from glan.io import iter_lines
 from glan.llm.cache import open_cache
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 settings = snakemake.params.settings
-records = read_jsonl(snakemake.input.records)
+lines = list(iter_lines(snakemake.input.records))
+records = [orjson.loads(line) for line in lines]
 screen = Screen(settings["decontaminate"])
 with open_cache(settings["cache_dir"]) as cache:
     usage = node_usage(records, cache)
-facts.write(snakemake.output.facts, facts.compute(records, settings, screen))
+facts.write(snakemake.output.facts, facts.compute(lines, records, settings, screen))
 facts.write_usage(snakemake.output.usage, usage)
 logging.getLogger("glan").info("facts: %d records of %s", len(records), snakemake.wildcards.node)

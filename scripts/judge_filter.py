@@ -7,12 +7,13 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import judge_filter, sift
-from glan.io import iter_lines, write_json
+from glan.dataset.facts import Composition
+from glan.io import write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-pairs, report = judge_filter(iter_lines(snakemake.input[0]), snakemake.params.settings)
-sift(pairs, snakemake.output.kept, snakemake.output.removed)
+removals, report = judge_filter(Composition(snakemake.input.facts, snakemake.input.dataset), snakemake.params.settings)
+sift(removals, snakemake.output.kept, snakemake.output.removed)
 write_json(snakemake.output.report, report)
 logging.getLogger("glan").info(
     "judge_filter: %(records_in)d records in, %(records_out)d kept, %(removed_low_score)d below the minimums, "

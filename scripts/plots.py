@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import pyarrow.parquet as pq
 
 from glan.dataset.accounting import run_stats
-from glan.dataset.facts import REPORTED, FactsCursor
+from glan.dataset.facts import REPORTED, Composition, record_id, removed_ids
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import summarise
 from glan.dataset.report.plots import plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
@@ -16,12 +16,17 @@ from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 inputs, outputs = snakemake.input, snakemake.output
-facts = FactsCursor(inputs.facts)
+removed = removed_ids(inputs.removed)
+test = {record_id(line) for line in iter_lines(inputs.test)}
+splits = {
+    "train": Composition(inputs.facts, inputs.train, removed=removed | test),
+    "test": Composition(inputs.facts, inputs.test, removed=removed, only=test),
+}
 summary = summarise(
     generated=sum(pq.read_metadata(path).num_rows for path in inputs.facts),
     splits={
-        name: (fact for _, fact in facts.walk(iter_lines(inputs[name]), inputs[name], REPORTED))
-        for name in ("train", "test")
+        name: (part.fact(i) for part in split.parts(REPORTED) for i in range(len(part)))
+        for name, split in splits.items()
     },
     duplicates=iter_jsonl(inputs.duplicates),
     contamination=read_json(inputs.contamination),

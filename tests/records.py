@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from glan.dataset.facts import FactsCursor
+from glan.dataset.facts import Composition
 from glan.io import dump_line
 
 PATHS = {
@@ -52,9 +52,10 @@ def make_record(
     }
 
 
-def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cache=None) -> FactsCursor:
-    """The facts of `records` as the facts jobs write them: a file per run of records of one node, in order
-    (`cache`, anything with .get(key), gives the usage of their replies)."""
+def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cache=None) -> Composition:
+    """`records` as the whole-dataset steps see them: `dataset.jsonl` in `folder`, and their facts as the
+    facts jobs write them, a file per run of records of one node, in order (`cache`, anything with
+    .get(key), gives the usage of their replies)."""
     from itertools import groupby
 
     from glan.dataset import facts
@@ -69,10 +70,12 @@ def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cach
         run = list(run)
         path = Path(folder) / f"facts-{number:05d}.parquet"
         path.parent.mkdir(parents=True, exist_ok=True)
-        facts.write(path, facts.compute(run, settings, screen))
+        facts.write(path, facts.compute(lines_of(run), run, settings, screen))
         facts.write_usage(Path(folder) / f"usage-{number:05d}.json", node_usage(run, cache or {}))
         paths.append(path)
-    return facts.FactsCursor(paths)
+    dataset = Path(folder) / "dataset.jsonl"
+    dataset.write_bytes(b"".join(lines_of(records)))
+    return Composition(paths, dataset)
 
 
 def lines_of(records: list[dict]) -> list[bytes]:

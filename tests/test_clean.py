@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import DEFAULTS
-from records import PATHS, facts_of, lines_of, make_record
+from records import PATHS, facts_of, make_record
 
 from glan.dataset.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark, sift
-from glan.dataset.facts import FactsCursor
+from glan.dataset.facts import Composition, FactsMismatch
 from glan.io import dump_jsonl, read_jsonl
 
 DEDUP = {**DEFAULTS["clean"]["dedup"], "near_threshold": 0.8}
@@ -28,24 +28,22 @@ def ids(records):
     return [r["id"] for r in records]
 
 
-def parted(pairs):
-    """(kept records, removal entries) from the (line, removal entry or None) pairs the cleaning steps yield."""
-    pairs = list(pairs)
-    kept = [orjson.loads(line) for line, removal in pairs if removal is None]
-    return kept, [removal for _, removal in pairs if removal is not None]
+def parted(records, removals):
+    """(kept records, removal entries) from the removals per discipline that the cleaning steps yield."""
+    entries = [entry for _, found in removals for _, entry in sorted(found.items())]
+    gone = {entry["id"] for entry in entries}
+    return [r for r in records if r["id"] not in gone], entries
 
 
 def dedup(records, settings):
     with tempfile.TemporaryDirectory() as folder:
-        facts = facts_of(records, folder, settings, DECONTAMINATE)
-        return parted(deduplicate(lines_of(records), "dataset.jsonl", facts, settings))
+        return parted(records, deduplicate(facts_of(records, folder, settings, DECONTAMINATE), settings))
 
 
 def clean(records, settings):
     with tempfile.TemporaryDirectory() as folder:
-        facts = facts_of(records, folder, DEDUP, settings)
-        pairs, report = decontaminate(lines_of(records), "dataset.jsonl", facts, settings)
-        return (*parted(pairs), report)
+        removals, report = decontaminate(facts_of(records, folder, DEDUP, settings), settings)
+        return (*parted(records, removals), report)
 
 
 def test_exact_duplicates_differ_only_in_case_and_spacing_and_the_first_one_stays():
@@ -98,9 +96,8 @@ def test_dedup_is_deterministic_and_idempotent():
 
 def test_sift_writes_the_records_that_stay_and_the_removal_entries_as_they_come(tmp_path):
     records = [make_record("What is a prime number?", node=node) for node in PATHS]
-    facts = facts_of(records, tmp_path, DEDUP, DECONTAMINATE)
-    pairs = deduplicate(lines_of(records), "dataset.jsonl", facts, DEDUP)
-    counts = sift(pairs, tmp_path / "kept.jsonl", tmp_path / "removed.jsonl")
+    removals = deduplicate(facts_of(records, tmp_path, DEDUP, DECONTAMINATE), DEDUP)
+    counts = sift(removals, tmp_path / "kept.jsonl", tmp_path / "removed.jsonl")
     assert counts == {"kept": 1, "exact-duplicate": 2}
     assert (tmp_path / "kept.jsonl").read_bytes() == dump_jsonl(records[:1])
     assert ids(read_jsonl(tmp_path / "removed.jsonl")) == ids(records[1:])
@@ -171,9 +168,7 @@ def test_benchmark_errors_name_the_file_and_field(tmp_path):
         load_benchmark(tmp_path / "b.csv", "question")
     twice = [{"path": bench, "field": "question"}, {"path": bench, "field": "question"}]
     with pytest.raises(BenchmarkError, match="two benchmarks are named 'b'"):
-        decontaminate(
-            [], "dataset.jsonl", FactsCursor([]), {**DECONTAMINATE, "benchmarks": twice}
-        )  # before any record is read
+        decontaminate(Composition([], bench), {**DECONTAMINATE, "benchmarks": twice})  # before any record is read
 
 
 def reference_dedup(records, settings):
@@ -222,3 +217,13 @@ def test_the_join_over_facts_removes_what_a_single_pass_with_datasketch_removes(
         found = [(r["id"], r["reason"], r["duplicate_of"], r["similarity"]) for r in removed]
         assert found == reference_dedup(records, settings)
         assert {r["reason"] for r in removed} == {"exact-duplicate", "near-duplicate"}
+
+
+def test_a_file_that_does_not_match_its_facts_is_named_with_what_to_do(tmp_path):
+    records = [make_record("What is a prime number?"), make_record(LONG)]
+    source = facts_of(records, tmp_path, DEDUP, DECONTAMINATE)
+    dataset = tmp_path / "dataset.jsonl"
+    dataset.write_bytes(dataset.read_bytes() + dump_jsonl([make_record("A record the facts do not know?")]))
+    with pytest.raises(FactsMismatch, match=r"dataset.jsonl has \d+ bytes, .* run snakemake again"):
+        sift(deduplicate(source, DEDUP), tmp_path / "kept.jsonl", tmp_path / "removed.jsonl")
+    assert not (tmp_path / "kept.jsonl").exists(), "nothing half-written"

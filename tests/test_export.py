@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from helpers import DEFAULTS
-from records import PATHS, facts_of, lines_of, make_record
+from records import PATHS, facts_of, make_record
 
 from glan.dataset import export as exporting
 from glan.dataset.export import held_out_count, size_category, survey, write_exports
@@ -53,7 +53,7 @@ def facts(records, folder):
 
 def split(records, settings=SETTINGS) -> dict[str, list[dict]]:
     with tempfile.TemporaryDirectory() as folder:
-        test_ids = survey(lines_of(records), "dataset.jsonl", facts(records, folder), settings).test_ids
+        test_ids = survey(facts(records, folder), settings).test_ids
     return {
         "train": [r for r in records if r["id"] not in test_ids],
         "test": [r for r in records if r["id"] in test_ids],
@@ -70,9 +70,8 @@ def export(tmp_path, records, settings=SETTINGS):
         "hf_test": tmp_path / "hf" / "data" / "test.parquet",
         "hf_card": tmp_path / "hf" / "README.md",
     }
-    cursor = facts(records, tmp_path)
-    found = survey(lines_of(records), "dataset.jsonl", cursor, settings)
-    write_exports(lines_of(records), "dataset.jsonl", cursor, found, FACTS, settings, out)
+    source = facts(records, tmp_path / "facts")
+    write_exports(source, survey(source, settings), FACTS, settings, out)
     return split(records, settings), out
 
 

@@ -25,7 +25,7 @@ from helpers import (
 def only_stages(paths: set[str], *stages: str) -> bool:
     """Every path is a file of one of these stages (its artifact or its rejects file), or the facts of
     the node's records (rules/clean.smk), which follow any change of them."""
-    return all(path.rsplit("/", 1)[-1].startswith((*stages, "facts.")) for path in paths)
+    return all(path.rsplit("/", 1)[-1].startswith((*stages, "facts.", "usage.")) for path in paths)
 
 
 def test_first_build_sends_each_request_once_and_a_second_run_does_nothing(workflow):

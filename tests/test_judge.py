@@ -15,11 +15,12 @@ import sys
 import orjson
 import pytest
 import yaml
-from helpers import DISCIPLINES, FIRST_BUILD, ROOT, Workflow, changed_files, stage_counts
+from helpers import DEFAULTS, DISCIPLINES, FIRST_BUILD, ROOT, Workflow, changed_files, stage_counts
+from records import facts_of
 
 from glan.dataset.clean import judge_filter
 from glan.fake_server import FakeLLM
-from glan.io import dump_line, read_json, read_jsonl
+from glan.io import read_json, read_jsonl
 from glan.llm.lookup import Outcome
 from glan.llm.request import Request
 from glan.stages.contract import Answered
@@ -135,7 +136,8 @@ def test_editing_the_judge_prompt_re_sends_only_the_judge_requests(judged):
     workflow.run()
     assert stage_counts(workflow.server.requests) == {"judge": GRADES}
     changed = changed_files(before, workflow.snapshot())
-    assert changed and all(path.rsplit("/", 1)[-1].startswith("judge") for path in changed)
+    # the judge's files, and the facts and usage of the records it grades (rules/clean.smk)
+    assert changed and all(path.rsplit("/", 1)[-1].startswith(("judge", "facts.", "usage.")) for path in changed)
     for record in records(workflow):
         keys = record["provenance"]["keys"]
         assert keys["judge"] != answers[record["id"]]["judge"]
@@ -173,21 +175,33 @@ def rejected_grade() -> dict:
     record = {
         "id": "q1",
         "messages": [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "A."}],
-        "provenance": {"node": "a/b/c", "path": ["A", "B", "C"], "difficulty": "hard", "models": {}, "keys": {}},
+        "provenance": {
+            "node": "a/b/c",
+            "path": ["A", "B", "C"],
+            "difficulty": "hard",
+            "strategy": "two-sessions",
+            "models": {},
+            "keys": {},
+        },
     }
     request = Request(model="judge-model", messages=[])
     return grade(Answered(record, Outcome(request, "k", None, "schema violation at overall")), "judge-model")
 
 
-def test_a_pair_without_a_valid_grade_says_so_and_is_kept_or_removed_as_configured():
+def test_a_pair_without_a_valid_grade_says_so_and_is_kept_or_removed_as_configured(tmp_path):
     record = rejected_grade()
     assert record["provenance"]["judge"] == {"graded": False, "reason": "no valid grade: schema violation at overall"}
     assert "judge" not in record["provenance"]["keys"], "no request key: accounting counts valid replies only"
     settings = {"min_score": 9, "min_criteria": {}, "keep_ungraded": True}
-    pairs, report = judge_filter([dump_line(record)], settings)
-    assert [removal for _, removal in pairs] == [None]
-    pairs, report = judge_filter([dump_line(record)], {**settings, "keep_ungraded": False})
-    assert [removal["reason"] for _, removal in pairs] == ["ungraded"]
+    # a Parquet file has no place for the empty keys and models of this made-up record: facts of one with some
+    provenance = {**record["provenance"], "keys": {"answers": "k"}, "models": {"answers": "m"}}
+    source = facts_of(
+        [{**record, "provenance": provenance}], tmp_path, DEFAULTS["clean"]["dedup"], DEFAULTS["clean"]["decontaminate"]
+    )
+    removals, report = judge_filter(source, settings)
+    assert [found for _, found in removals] == [{}]
+    removals, report = judge_filter(source, {**settings, "keep_ungraded": False})
+    assert [entry["reason"] for _, found in removals for entry in found.values()] == ["ungraded"]
     assert report["counts"]["removed_ungraded"] == 1
 
 

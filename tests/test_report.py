@@ -403,6 +403,10 @@ def test_the_summary_page_opens_with_the_key_numbers(tmp_path):
     assert "<td>questions</td>" in page and "<td>test-model</td>" in page
 
 
+def without_facts(snapshot: dict) -> dict:
+    return {path: state for path, state in snapshot.items() if not path.endswith(("/facts.parquet", "/usage.json"))}
+
+
 def read_jsonl(path):
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
@@ -433,7 +437,8 @@ def test_a_build_decontaminates_exports_and_reports(workflow, tmp_path):
     workflow.server.reset()
     workflow.run()
 
-    assert workflow.server.count == 0 and workflow.snapshot() == nodes
+    # the stages' files stay; each discipline's facts (benchmark matches among them) are computed again
+    assert workflow.server.count == 0 and without_facts(workflow.snapshot()) == without_facts(nodes)
     assert [r["id"] for r in read_jsonl(workflow.path("results/clean/dataset.jsonl"))] == [
         r["id"] for r in clean if r["id"] != leaked["id"]
     ]

@@ -23,11 +23,10 @@ PRELUDE = """
 import json
 import sys
 from pathlib import Path
-from glan.dataset.facts import FactsCursor, read_usage
-from glan.io import iter_lines
+from glan.dataset.facts import Composition, read_usage
 path, out = map(Path, sys.argv[1:3])
 DEFAULTS = json.loads(sys.argv[3])  # the config's defaults, passed in: loading the config would weigh on the peak
-facts = FactsCursor(sorted(path.parent.glob(path.stem + "-facts/facts-*.parquet")))
+source = Composition(sorted(path.parent.glob(path.stem + "-facts/facts-*.parquet")), path)
 """
 STEPS = {
     "concatenate": """
@@ -42,18 +41,19 @@ account(map(read_usage, sorted(path.parent.glob(path.stem + "-facts/usage-*.json
 from glan.dataset.report.numbers import summarise
 accounting = dict.fromkeys(("totals", "by_stage", "by_model", "unpriced_models"))
 from glan.dataset.facts import REPORTED
-splits = {name: (f for _, f in facts.walk(iter_lines(path), name, REPORTED)) for name in ("train", "test")}
+facts = (part.fact(i) for part in source.parts(REPORTED) for i in range(len(part)))
+splits = {"train": facts, "test": iter(())}
 summarise(0, splits, iter(()), DEFAULTS["clean"]["decontaminate"], accounting, {})
 """,
     "dedup-exact": """
 from glan.dataset.clean import deduplicate, sift
 dedup = {**DEFAULTS["clean"]["dedup"], "near": False}
-sift(deduplicate(iter_lines(path), "dataset", facts, dedup), out / "kept.jsonl", out / "removed.jsonl")
+sift(deduplicate(source, dedup), out / "kept.jsonl", out / "removed.jsonl")
 """,
     "decontaminate": """
 from glan.dataset.clean import decontaminate, sift
-pairs, _ = decontaminate(iter_lines(path), "dataset", facts, DEFAULTS["clean"]["decontaminate"])
-sift(pairs, out / "kept.jsonl", out / "removed.jsonl")
+removals, _ = decontaminate(source, DEFAULTS["clean"]["decontaminate"])
+sift(removals, out / "kept.jsonl", out / "removed.jsonl")
 """,
     "export": """
 from glan.dataset import export
@@ -66,9 +66,8 @@ about = {
     "accounting": {"by_stage": {}, "unpriced_models": []},
 }
 names = ("train", "test", "train_parquet", "test_parquet", "hf_train", "hf_test", "hf_card")
-found = export.survey(iter_lines(path), "dataset", facts, settings)
 out = {name: out / name for name in names}
-export.write_exports(iter_lines(path), "dataset", facts, found, about, settings, out)
+export.write_exports(source, export.survey(source, settings), about, settings, out)
 """,
 }
 

@@ -17,8 +17,8 @@ is a function of the input alone: the first of several duplicates stays, later o
   from the grades in the records, never from the judge, is what makes changing a threshold free.
 
 What costs per record (folded keys, MinHash signatures, n-gram matches) is computed per discipline into its
-facts (glan.dataset.facts); the steps here read those and only decide, in order. Every step passes a kept
-record's line through as it was read.
+facts (glan.dataset.facts); the steps here read those and only decide, in order. A kept record's line
+is copied as it is in the step's input file.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,9 +36,10 @@ import orjson
 from glan.io import dump_line, open_atomic
 
 if TYPE_CHECKING:
-    from glan.dataset.facts import FactsCursor
+    from glan.dataset.facts import Composition, Part
 
-Sifted = tuple[bytes, dict | None]  # a record's line, and None if it stays or the entry saying why it goes
+# Per discipline of a file, the records a step removes: their place in the part, and the entry saying why.
+Removals = Iterator[tuple["Part", dict[int, dict]]]
 
 WORDS = re.compile(r"\w+")
 TOKENS = re.compile(r"\w+|[^\w\s]")  # operators and punctuation count in near-duplicate questions ("2+3" vs "2-3")
@@ -112,20 +113,20 @@ def _signatures(column: list, num_perm: int) -> np.ndarray:
     return np.frombuffer(b"".join(column), dtype="<u8").reshape(len(column), num_perm)
 
 
-def colliding(facts: FactsCursor, settings: dict) -> tuple[list[int], set[int]]:
+def colliding(source: Composition, settings: dict) -> tuple[list[int], set[int]]:
     """Where each discipline's records start in the facts, and the places there of every record whose exact
     key or one of whose LSH bands another record shares. No other record can be a duplicate or have one,
     so only these need the sequential pass.
 
     A band is summed to 64 bits with odd multipliers: a clash of two different bands only adds a record
-    here, never leaves one out."""
+    here, never leaves one out. Records earlier steps removed are counted too: that too only adds."""
     exact, near = settings["exact"], settings["near"]
     spans = bands(settings) if near else []
     multipliers = np.random.default_rng(0).integers(1, 2**63, size=settings["num_perm"], dtype=np.uint64) | 1
     digests: list[bytes] = []
     keys: list[list[np.ndarray]] = [[] for _ in spans]
     starts = [0]
-    for node in facts.nodes(["exact", "minhash"] if near else ["exact"]):
+    for node in source.nodes(["exact", "minhash"] if near else ["exact"]):
         starts.append(starts[-1] + len(node))
         if exact:
             digests += node.columns["exact"]
@@ -144,45 +145,45 @@ def colliding(facts: FactsCursor, settings: dict) -> tuple[list[int], set[int]]:
     return starts, set(np.flatnonzero(shared).tolist())
 
 
-def deduplicate(lines: Iterable[bytes], name: str, facts: FactsCursor, settings: dict) -> Iterator[Sifted]:
-    """Each line of the file `name` with None if its record stays, or the entry naming the kept record it
-    duplicates and how closely: exact duplicates by their folded question, near ones by MinHash with LSH
-    candidates, the first of several staying. Signatures come from the facts; only records that share a key
-    or a band with another (`colliding`) are looked at in order, so the pass is a join, not a computation."""
+def deduplicate(source: Composition, settings: dict) -> Removals:
+    """The records of `source` that duplicate a kept one, per discipline, each with the entry naming the
+    kept record and how closely: exact duplicates by their folded question, near ones by MinHash with LSH
+    candidates, the first of several staying. Signatures come from the facts; only records that share a
+    key or a band with another (`colliding`) are looked at, in order, so the pass is a join, not a
+    computation."""
     exact, near, threshold = settings["exact"], settings["near"], settings["near_threshold"]
-    starts, shared = colliding(facts, settings) if exact or near else ([], set())
+    starts, shared = colliding(source, settings) if exact or near else ([], set())
     spans = bands(settings) if near else []
     first: dict[bytes, str] = {}  # exact key digest -> id of the kept record that has it
     index: dict[tuple[int, bytes], list[int]] = {}  # (band, its bytes) -> kept records that have it
     kept: list[tuple[str, np.ndarray]] = []  # id and signature of the kept records looked at
-    for line, fact in facts.walk(lines, name, ["exact", "minhash"]):
-        if not shared or starts[fact.node.number] + fact.row not in shared:
-            yield line, None
-            continue
-        record_id, key = fact["id"], fact["exact"] if exact else None
-        if key in first:
-            yield line, _removed(orjson.loads(line), "exact-duplicate", duplicate_of=first[key], similarity=1.0)
-            continue
-        if near:
-            signature = _signatures([fact["minhash"]], settings["num_perm"])[0]
-            band_keys = [(band, signature[span].tobytes()) for band, span in enumerate(spans)]
-            candidates = {i for band_key in band_keys for i in index.get(band_key, ())}
-            scored = [(np.count_nonzero(signature == kept[i][1]) / len(signature), -i) for i in candidates]
-            best = max((s for s in scored if s[0] >= threshold), default=None)
-            if best is not None:
-                similarity = round(float(best[0]), 4)
-                duplicate_of = kept[-best[1]][0]
-                yield (
-                    line,
-                    _removed(orjson.loads(line), "near-duplicate", duplicate_of=duplicate_of, similarity=similarity),
-                )
+    for part in source.parts(["exact", "minhash"]):
+        removals: dict[int, dict] = {}
+        first_place = starts[part.node.number] if shared else 0
+        for i in [i for i, row in enumerate(part.rows.tolist()) if first_place + row in shared]:
+            fact = part.fact(i)
+            record_id, key = fact["id"], fact["exact"] if exact else None
+            if key in first:
+                removals[i] = _removed(part.record(i), "exact-duplicate", duplicate_of=first[key], similarity=1.0)
                 continue
-            for band_key in band_keys:
-                index.setdefault(band_key, []).append(len(kept))
-            kept.append((record_id, signature))
-        if key is not None:
-            first[key] = record_id
-        yield line, None
+            if near:
+                signature = _signatures([fact["minhash"]], settings["num_perm"])[0]
+                band_keys = [(band, signature[span].tobytes()) for band, span in enumerate(spans)]
+                candidates = {c for band_key in band_keys for c in index.get(band_key, ())}
+                scored = [(np.count_nonzero(signature == kept[c][1]) / len(signature), -c) for c in candidates]
+                best = max((score for score in scored if score[0] >= threshold), default=None)
+                if best is not None:
+                    similarity, duplicate_of = round(float(best[0]), 4), kept[-best[1]][0]
+                    removals[i] = _removed(
+                        part.record(i), "near-duplicate", duplicate_of=duplicate_of, similarity=similarity
+                    )
+                    continue
+                for band_key in band_keys:
+                    index.setdefault(band_key, []).append(len(kept))
+                kept.append((record_id, signature))
+            if key is not None:
+                first[key] = record_id
+        yield part, removals
 
 
 # ---------------------------------------------------------------------------------------------- decontamination
@@ -303,11 +304,9 @@ class Screen:
         return {**{k: settings[k] for k in ("ngram", "threshold", "min_words", "fields")}, "benchmarks": benchmarks}
 
 
-def decontaminate(
-    lines: Iterable[bytes], name: str, facts: FactsCursor, settings: dict
-) -> tuple[Iterator[Sifted], dict]:
-    """Each line of the file `name` with None if its record stays, or the entry naming the benchmark texts
-    it contains; and the report, counting items and removed records per benchmark, complete once the pairs
+def decontaminate(source: Composition, settings: dict) -> tuple[Removals, dict]:
+    """The records of `source` that contain benchmark texts, per discipline, each with the entry naming
+    them; and the report, counting items and removed records per benchmark, complete once the removals
     are exhausted.
 
     The matches come from the facts (`Screen.matches`, per discipline); the benchmarks are read here
@@ -315,23 +314,23 @@ def decontaminate(
     report = Screen(settings).report(settings)
     number = {b["name"]: position for position, b in enumerate(report["benchmarks"])}
 
-    def screen() -> Iterator[Sifted]:
+    def screen() -> Removals:
         report["records_in"] = report["records_out"] = 0
-        for line, fact in facts.walk(lines, name, ["contamination"]):
-            report["records_in"] += 1
-            found = fact["contamination"]
-            if found is None:
-                report["records_out"] += 1
-                yield line, None
-                continue
-            matches = orjson.loads(found)
-            for match in matches:
-                report["benchmarks"][number[match["benchmark"]]]["matched"] += 1
-            report["benchmarks"][number[matches[0]["benchmark"]]]["removed"] += 1
-            yield (
-                line,
-                _removed(orjson.loads(line), "contamination", benchmark=matches[0]["benchmark"], matches=matches),
-            )
+        for part in source.parts(["contamination"]):
+            removals: dict[int, dict] = {}
+            for i, found in enumerate(part.node.columns["contamination"][row] for row in part.rows.tolist()):
+                if found is None:
+                    continue
+                matches = orjson.loads(found)
+                for match in matches:
+                    report["benchmarks"][number[match["benchmark"]]]["matched"] += 1
+                report["benchmarks"][number[matches[0]["benchmark"]]]["removed"] += 1
+                removals[i] = _removed(
+                    part.record(i), "contamination", benchmark=matches[0]["benchmark"], matches=matches
+                )
+            report["records_in"] += len(part)
+            report["records_out"] += len(part) - len(removals)
+            yield part, removals
 
     return screen(), report
 
@@ -344,10 +343,11 @@ def _histogram(counter: Counter) -> dict[str, int]:
     return {str(score): counter[score] for score in sorted(counter)}
 
 
-def judge_filter(lines: Iterable[bytes], settings: dict) -> tuple[Iterator[Sifted], dict]:
-    """Each record with None if it stays, or the entry with its grade and the minimums it missed; and the
-    report: the distribution of the scores of every graded record (overall per field and per difficulty,
-    and per criterion) and what was removed, complete once the pairs are exhausted.
+def judge_filter(source: Composition, settings: dict) -> tuple[Removals, dict]:
+    """The records of `source` graded below the minimums (or ungraded, unless kept), per discipline, each
+    with the entry giving its grade and the minimums it missed; and the report: the distribution of the
+    scores of every graded record (overall per field and per difficulty, and per criterion) and what was
+    removed, complete once the removals are exhausted.
 
     Grades are read from the records (provenance.judge), so the judge is never asked again here."""
     min_score, minimums, keep_ungraded = settings["min_score"], settings["min_criteria"], settings["keep_ungraded"]
@@ -356,35 +356,35 @@ def judge_filter(lines: Iterable[bytes], settings: dict) -> tuple[Iterator[Sifte
     counts: Counter = Counter()
     report: dict = {"min_score": min_score, "min_criteria": minimums, "keep_ungraded": keep_ungraded}
 
-    def screen() -> Iterator[Sifted]:
-        for line in lines:
-            record = orjson.loads(line)
-            counts["records_in"] += 1
-            provenance = record["provenance"]
-            grade = provenance.get("judge") or {"graded": False, "reason": "the record has no grade"}
-            if not grade["graded"]:
-                counts["ungraded"] += 1
-                if keep_ungraded:
-                    counts["records_out"] += 1
-                    yield line, None
-                else:
-                    counts["removed_ungraded"] += 1
-                    yield line, _removed(record, "ungraded", grade=grade)
-                continue
-            for by, value in (("field", provenance["path"][0]), ("difficulty", provenance["difficulty"])):
-                overall[by].setdefault(value, Counter())[grade["overall"]] += 1
-            for criterion, score in grade["scores"].items():
-                criteria.setdefault(criterion, Counter())[score] += 1
-            below = ["overall"] if grade["overall"] < min_score else []
-            below += [c for c, least in minimums.items() if grade["scores"][c] < least]
-            if below:
-                counts["removed_low_score"] += 1
-                for name in below:
-                    counts[f"below_{name}"] += 1
-                yield line, _removed(record, "low-score", below=below, grade=grade)
-            else:
+    def removal(record: dict) -> dict | None:
+        counts["records_in"] += 1
+        provenance = record["provenance"]
+        grade = provenance.get("judge") or {"graded": False, "reason": "the record has no grade"}
+        if not grade["graded"]:
+            counts["ungraded"] += 1
+            if keep_ungraded:
                 counts["records_out"] += 1
-                yield line, None
+                return None
+            counts["removed_ungraded"] += 1
+            return _removed(record, "ungraded", grade=grade)
+        for by, value in (("field", provenance["path"][0]), ("difficulty", provenance["difficulty"])):
+            overall[by].setdefault(value, Counter())[grade["overall"]] += 1
+        for criterion, score in grade["scores"].items():
+            criteria.setdefault(criterion, Counter())[score] += 1
+        below = ["overall"] if grade["overall"] < min_score else []
+        below += [c for c, least in minimums.items() if grade["scores"][c] < least]
+        if not below:
+            counts["records_out"] += 1
+            return None
+        counts["removed_low_score"] += 1
+        for name in below:
+            counts[f"below_{name}"] += 1
+        return _removed(record, "low-score", below=below, grade=grade)
+
+    def screen() -> Removals:
+        for part in source.parts([]):
+            found = ((i, removal(part.record(i))) for i in range(len(part)))
+            yield part, {i: entry for i, entry in found if entry is not None}
         report["counts"] = {
             key: counts[key]
             for key in ("records_in", "records_out", "ungraded", "removed_low_score", "removed_ungraded")
@@ -396,18 +396,24 @@ def judge_filter(lines: Iterable[bytes], settings: dict) -> tuple[Iterator[Sifte
     return screen(), report
 
 
-def sift(pairs: Iterable[Sifted], kept: str | Path, removed: str | Path) -> Counter:
-    """Write the line of each record that stays to `kept`, as it was, and each removal entry to `removed`,
-    as they come; count both.
+def sift(removals: Removals, kept: str | Path, removed: str | Path) -> Counter:
+    """Copy the line of each record that stays to `kept`, as it is in the source file, and write each
+    removal entry to `removed`, a discipline at a time; count both.
 
     The counter has "kept" and one count per removal reason."""
+    from glan.dataset.facts import copy_lines  # facts imports this module for what it computes per record
+
     counts: Counter = Counter()
     with open_atomic(kept) as kept_out, open_atomic(removed) as removed_out:
-        for line, removal in pairs:
-            if removal is None:
-                counts["kept"] += 1
-                kept_out.write(line)
-            else:
-                counts[removal["reason"]] += 1
-                removed_out.write(dump_line(removal))
+
+        def picked() -> Iterator[tuple[Part, np.ndarray]]:
+            for part, entries in removals:
+                stays = np.ones(len(part), dtype=bool)
+                for i in sorted(entries):
+                    stays[i] = False
+                    counts[entries[i]["reason"]] += 1
+                    removed_out.write(dump_line(entries[i]))
+                yield part, stays
+
+        counts["kept"] = copy_lines(picked(), kept_out)
     return counts

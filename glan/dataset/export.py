@@ -5,8 +5,9 @@ The test split follows GLAN-Test: a fixed number of questions per discipline, ch
 record id (and a salt), so the choice needs no random state, survives a rebuild byte for byte, and a
 record keeps its split when others are added. Records keep dataset order within each split.
 
-Each record's line is copied as it is and its Parquet row comes from its discipline's facts
-(glan.dataset.facts), so the export parses no JSON and infers no schema record by record.
+Each record's line is copied as it is in the clean dataset and its Parquet row comes from its
+discipline's facts (glan.dataset.facts), so the export parses no JSON and infers no schema record by
+record.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from glan.dataset.facts import Fact, FactsCursor, Node, record_schema, record_table
+from glan.dataset.facts import Composition, Node, copy_lines, record_schema, record_table
 from glan.io import link_atomic, open_atomic, write_bytes_atomic
 from glan.stages import STAGE_NAMES as STAGES
 
@@ -46,29 +47,30 @@ def held_out_count(count: int, settings: dict) -> int:
     return min(settings["test_per_discipline"], int(count * settings["max_test_share"]))
 
 
-def survey(lines: Iterable[bytes], name: str, cursor: FactsCursor, settings: dict) -> Survey:
+def survey(source: Composition, settings: dict) -> Survey:
     """The first pass: per discipline only the `test_per_discipline` best-ranked ids are kept (a heap),
     and the schema is the disciplines' record schemas unified, as if inferred from every record at once."""
     seed, most = settings["seed"], settings["test_per_discipline"]
     best: dict[str, list[tuple[int, str]]] = {}  # node -> max-heap of (-rank, id), the `most` best ranks
     counts: Counter = Counter()
-    sources: dict[str, None] = {}  # facts files with a record in the dataset, in order
-    for _, fact in cursor.walk(lines, name, ["node"]):
-        node, record_id = fact["node"], fact["id"]
-        sources[fact.node.path] = None
-        counts[node] += 1
-        heap = best.setdefault(node, [])
-        entry = (-_rank(record_id, seed), record_id)
-        if len(heap) < most:
-            heapq.heappush(heap, entry)
-        else:
-            heapq.heappushpop(heap, entry)
+    schemas = []
+    for part in source.parts(["node"]):
+        if len(part):
+            schemas.append(pa.schema(list(record_schema(part.node.path))))
+        for row in part.rows.tolist():
+            node, record_id = part.node.columns["node"][row], part.node.columns["id"][row]
+            counts[node] += 1
+            heap = best.setdefault(node, [])
+            entry = (-_rank(record_id, seed), record_id)
+            if len(heap) < most:
+                heapq.heappush(heap, entry)
+            else:
+                heapq.heappushpop(heap, entry)
     test_ids = {
         record_id
         for node, heap in best.items()
         for _, record_id in sorted(heap, reverse=True)[: held_out_count(counts[node], settings)]
     }
-    schemas = [pa.schema(list(record_schema(path))) for path in sources]
     schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([("id", pa.string())])
     return Survey(test_ids, schema)
 
@@ -80,11 +82,12 @@ class Tally:
         self.paths: dict[str, Counter] = {name: Counter() for name in SPLITS}
         self.models: dict[str, set[str]] = {stage: set() for stage in STAGES}
 
-    def add(self, name: str, fact: Fact) -> None:
-        self.paths[name][tuple(fact["path"])] += 1
-        models = fact["models"]
-        for stage in STAGES:
-            self.models[stage].add(models[stage])
+    def add(self, name: str, node: Node, rows: np.ndarray) -> None:
+        paths, models = node.columns["path"], node.columns["models"]
+        for row in rows.tolist():
+            self.paths[name][tuple(paths[row])] += 1
+            for stage in STAGES:
+                self.models[stage].add(models[row][stage])
 
     def count(self, name: str) -> int:
         return self.paths[name].total()
@@ -252,12 +255,10 @@ def judge_card(judge: dict, accounting: dict) -> str:
     )
 
 
-def write_exports(
-    lines: Iterable[bytes], name: str, cursor: FactsCursor, found: Survey, facts: dict, settings: dict, out: dict
-) -> Tally:
-    """The second pass over the file `name`: each record's line goes to its split's JSONL file as it comes,
-    and its row of the discipline's facts to the split's Parquet file (a row group per BATCH_ROWS records);
-    then the same Parquet files and a card go into the folder `datasets` loads.
+def write_exports(source: Composition, found: Survey, facts: dict, settings: dict, out: dict) -> Tally:
+    """The second pass, a discipline at a time: each split's records go to its JSONL file as byte ranges of
+    the source file and to its Parquet file from the discipline's facts (a row group per BATCH_ROWS
+    records); then the same Parquet files and a card go into the folder `datasets` loads.
 
     `out` maps train, test, train_parquet, test_parquet, hf_train, hf_test, hf_card to paths; the card's
     `configs` name the data files as data/train.parquet and data/test.parquet beside it.
@@ -274,28 +275,35 @@ def write_exports(
             )
             for split in SPLITS
         }
-        batches: dict[str, list[tuple[Node, list[int]]]] = {split: [] for split in SPLITS}
+        batches: dict[str, list[pa.Table]] = {split: [] for split in SPLITS}
         sizes: Counter = Counter()
 
-        def flush(split: str) -> None:
-            tables = [record_table(node, rows, record_type) for node, rows in batches[split]]
-            parquet[split].write_table(pa.concat_tables(tables) if tables else found.schema.empty_table())
-            batches[split].clear()
-            sizes[split] = 0
+        def flush(split: str, last: bool = False) -> None:
+            """Write the split's whole row groups (and, `last`, what is left, even nothing: an empty split
+            still gets a row group, as write_table gives)."""
+            table = pa.concat_tables(batches[split]) if batches[split] else found.schema.empty_table()
+            whole = table.num_rows - (0 if last else table.num_rows % BATCH_ROWS)
+            for start in range(0, max(whole, int(last)), BATCH_ROWS):
+                parquet[split].write_table(table.slice(start, BATCH_ROWS))
+            rest = table.slice(whole)
+            batches[split], sizes[split] = ([rest] if rest.num_rows else []), rest.num_rows
 
-        for line, fact in cursor.walk(lines, name, ["path", "models"], records=True):
-            split = "test" if fact["id"] in found.test_ids else "train"
-            jsonl[split].write(line)
-            tally.add(split, fact)
-            if not batches[split] or batches[split][-1][0] is not fact.node:
-                batches[split].append((fact.node, []))
-            batches[split][-1][1].append(fact.row)
-            sizes[split] += 1
-            if sizes[split] == BATCH_ROWS:
-                flush(split)
+        for part in source.parts(["path", "models"], records=True):
+            ids = [part.node.columns["id"][row] for row in part.rows.tolist()]
+            test = np.fromiter((i in found.test_ids for i in ids), dtype=bool, count=len(ids))
+            for split, picked in (("train", ~test), ("test", test)):
+                if not picked.any():
+                    continue
+                copy_lines([(part, picked)], jsonl[split])
+                rows = part.rows[picked]
+                tally.add(split, part.node, rows)
+                batches[split].append(record_table(part.node, rows, record_type))
+                sizes[split] += len(rows)
+                if sizes[split] >= BATCH_ROWS:
+                    flush(split)
         for split in SPLITS:
-            if sizes[split] or not tally.count(split):  # an empty split still gets a row group, as write_table gives
-                flush(split)
+            if sizes[split] or not tally.count(split):
+                flush(split, last=True)
     for name in SPLITS:
         link_atomic(out[f"{name}_parquet"], out[f"hf_{name}"])
     write_bytes_atomic(out["hf_card"], card(tally, facts, settings).encode())

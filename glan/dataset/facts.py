@@ -8,8 +8,9 @@ discipline recomputes that discipline's facts, and the whole-dataset steps only 
 across disciplines, concatenation and totals (glan.dataset.clean, .export, .accounting, .report).
 
 `results/nodes/<id>/facts.parquet` holds a row per record, in the records file's order:
-- `id`; `exact`: the 16-byte digest of the folded question (null with clean.dedup.exact off);
-  `minhash`: its MinHash signature as little-endian uint64s (null with clean.dedup.near off);
+- `id`; `line_bytes`: the length of its line; `exact`: the 16-byte digest of the folded question
+  (null with clean.dedup.exact off); `minhash`: its MinHash signature as little-endian uint64s (null
+  with clean.dedup.near off);
 - `node`, `path`, `models`, `question_words`, `answer_words`, `difficulty`, `strategy`: what the
   report and the dataset card count;
 - `contamination`: the record's benchmark matches as JSON (null where it has none);
@@ -17,24 +18,27 @@ across disciplines, concatenation and totals (glan.dataset.clean, .export, .acco
 Beside it, `usage.json` holds the usage of the node's replies (`glan.dataset.accounting.node_usage`):
 apart, so that opening a facts file does not parse it.
 
-A whole-dataset step reads its input file (a subsequence of the records files in taxonomy order)
-and walks the facts alongside (`FactsCursor`), a discipline at a time, so its memory does not grow
-with the dataset.
+A whole-dataset step knows what its input file holds without reading it (`Composition`): the
+records files in taxonomy order, less what earlier steps removed. It reads the facts a discipline at
+a time, so its memory does not grow with the dataset, and copies the lines it keeps as byte ranges.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
+import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from glan.dataset.clean import Screen, answer, exact_key, minhash, question, words
-from glan.io import digest, open_atomic, write_bytes_atomic
+from glan.io import digest, iter_jsonl, open_atomic, write_bytes_atomic
 
 REPORTED = ["node", "path", "question_words", "answer_words", "difficulty", "strategy"]  # what the report counts
 PREFIX = b'{"id":"'
@@ -56,14 +60,15 @@ def reported(record: dict) -> dict:
 TYPES = {"node": pa.string(), "path": pa.list_(pa.string()), "question_words": pa.int32(), "answer_words": pa.int32()}
 
 
-def compute(records: list[dict], settings: dict, screen: Screen) -> pa.Table:
-    """The facts table of one discipline's records."""
+def compute(lines: list[bytes], records: list[dict], settings: dict, screen: Screen) -> pa.Table:
+    """The facts table of one discipline's records, `lines` their lines in its records file."""
     dedup = settings["dedup"]
     questions = [question(r) for r in records]
     counted = [reported(r) for r in records]
     matches = [screen.matches(r) for r in records]
     columns = {
         "id": pa.array([r["id"] for r in records], pa.string()),
+        "line_bytes": pa.array([len(line) for line in lines], pa.int64()),
         **{name: pa.array([c[name] for c in counted], TYPES.get(name, pa.string())) for name in REPORTED},
         "models": pa.array([r["provenance"]["models"] for r in records]),
         "exact": pa.array([digest(exact_key(q)) if dedup["exact"] else None for q in questions], pa.binary(16)),
@@ -100,7 +105,7 @@ def record_id(line: bytes) -> str:
 
 @dataclass
 class Node:
-    """One discipline's facts, loaded while the cursor is inside it."""
+    """One discipline's facts, loaded while a step is inside it."""
 
     number: int  # its place in the taxonomy order of the facts files
     path: str
@@ -108,7 +113,7 @@ class Node:
     columns: dict[str, list]
 
     @classmethod
-    def load(cls, number: int, path: str, columns: list[str], records: bool) -> Node:
+    def load(cls, number: int, path: str, columns: list[str], records: bool = False) -> Node:
         columns = list(dict.fromkeys(columns))
         table = pq.ParquetFile(path).read(columns=columns + (["record"] if records else []))
         return cls(number, path, table, {name: table.column(name).to_pylist() for name in columns})
@@ -134,48 +139,117 @@ class Fact:
         return self.node.columns[name][self.row]
 
 
-class FactsCursor:
-    """The facts files of the disciplines, in taxonomy order, read a discipline at a time.
+@dataclass
+class Part:
+    """The records of one discipline that a whole-dataset file holds: their rows in the discipline's facts,
+    and where their lines are in the file."""
 
-    A step asks for the `columns` it needs as Python values; `records` adds the Arrow `record` column."""
+    node: Node
+    rows: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    source: int  # the file's descriptor, open while the step runs
 
-    def __init__(self, paths: Iterable[str | Path]):
-        self.paths = [str(p) for p in paths]
+    def __len__(self) -> int:
+        return len(self.rows)
 
-    def walk(
-        self, source: Iterable[bytes], name: str, columns: list[str], records: bool = False
-    ) -> Iterator[tuple[bytes, Fact]]:
-        """Each line of `source` (the file `name`, whose records are, in order, some of the facts'
-        records) with its facts."""
-        paths = enumerate(self.paths)
-        node: Node | None = None
-        row = 0
-        for number, line in enumerate(source, 1):
-            wanted = record_id(line)
-            while node is None or row == len(node) or node.columns["id"][row] != wanted:
-                if node is not None and row < len(node):
-                    row += 1
-                    continue
-                following = next(paths, None)
-                if following is None:
-                    raise FactsMismatch(
-                        f"{name}:{number}: record {wanted} is in no discipline's facts after the ones before it: "
-                        "the facts files are older than the records; run snakemake again"
-                    )
-                node, row = Node.load(*following, ["id", *columns], records), 0
-            yield line, Fact(node, row)
-            row += 1
+    def fact(self, i: int) -> Fact:
+        return Fact(self.node, int(self.rows[i]))
+
+    def record(self, i: int) -> dict:
+        return orjson.loads(os.pread(self.source, int(self.lengths[i]), int(self.starts[i])))
+
+
+class Composition:
+    """What a whole-dataset file is made of, known without reading it: the records of the disciplines'
+    files in taxonomy order (results/dataset.jsonl is their concatenation), less those that earlier steps
+    removed (their removal files name them by id). A step reads the facts of those records a discipline
+    at a time and copies the lines it keeps as byte ranges of the file; the file's size, checked against
+    the lines' lengths in the facts, tells a stale file from a good one."""
+
+    def __init__(
+        self,
+        facts: Iterable[str | Path],
+        source: str | Path,
+        removed: Iterable[str] = (),
+        only: Iterable[str] | None = None,
+    ):
+        """`only`, if given, names the records the file holds (of those not removed): a split's file."""
+        self.facts = [str(p) for p in facts]
+        self.source = str(source)
+        self.removed = pa.array(sorted(set(removed)), pa.string())
+        self.only = None if only is None else pa.array(sorted(set(only)), pa.string())
+
+    def parts(self, columns: list[str], records: bool = False) -> Iterator[Part]:
+        """Each discipline's part of the file, with the facts `columns` (and the Arrow records) loaded."""
+        offset = 0
+        with open(self.source, "rb") as handle:
+            for number, path in enumerate(self.facts):
+                node = Node.load(number, path, ["id", "line_bytes", *columns], records)
+                ids = node.table.column("id")
+                kept = pc.invert(pc.is_in(ids, value_set=self.removed))
+                if self.only is not None:
+                    kept = pc.and_(kept, pc.is_in(ids, value_set=self.only))
+                rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False))
+                lengths = np.asarray(node.table.column("line_bytes").to_numpy(), dtype=np.int64)[rows]
+                starts = offset + np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+                offset += int(lengths.sum())
+                yield Part(node, rows, starts, lengths, handle.fileno())
+            size = os.fstat(handle.fileno()).st_size
+        if offset != size:
+            raise FactsMismatch(
+                f"{self.source} has {size} bytes, but its records' lines in the disciplines' facts add up to "
+                f"{offset}: the file and the facts are not of the same build; run snakemake again"
+            )
 
     def nodes(self, columns: list[str]) -> Iterator[Node]:
-        for number, path in enumerate(self.paths):
-            yield Node.load(number, path, columns, False)
+        """Every discipline's facts, removed records included."""
+        for number, path in enumerate(self.facts):
+            yield Node.load(number, path, columns)
 
 
 class FactsMismatch(RuntimeError):
     pass
 
 
-def record_table(node: Node, rows: list[int], schema: pa.DataType) -> pa.Table:
+def removed_ids(paths: Iterable[str | Path]) -> set[str]:
+    """The ids of the records that the removal files (duplicates.jsonl and the like) name."""
+    return {entry["id"] for path in paths for entry in iter_jsonl(path)}
+
+
+def copy_lines(parts: Iterable[tuple[Part, np.ndarray]], out: BinaryIO) -> int:
+    """Copy the lines of the records each mask picks in its part to `out`, as coalesced byte ranges of the
+    part's file (os.copy_file_range: the kernel copies, no line passes through Python); return how many."""
+    copied = 0
+    out.flush()
+    for part, picked in parts:  # each part copied before the next is asked for: the file closes after the last
+        starts, lengths = part.starts[picked], part.lengths[picked]
+        if not len(starts):
+            continue
+        ends = starts + lengths
+        breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1  # where a range does not go on from the one before
+        for first, last in zip(
+            np.concatenate(([0], breaks)).tolist(), np.concatenate((breaks, [len(starts)])).tolist(), strict=True
+        ):
+            _copy(part.source, out, int(starts[first]), int(ends[last - 1] - starts[first]))
+        copied += len(starts)
+    return copied
+
+
+def _copy(source: int, out: BinaryIO, start: int, count: int) -> None:
+    while count > 0:
+        try:
+            done = os.copy_file_range(source, out.fileno(), count, start)
+        except OSError:  # a filesystem or kernel without it
+            out.write(os.pread(source, count, start))
+            out.flush()
+            done = count
+        if done == 0:
+            raise FactsMismatch(f"the file being copied ended {count} bytes early")
+        start, count = start + done, count - done
+
+
+def record_table(node: Node, rows: np.ndarray, schema: pa.DataType) -> pa.Table:
     """The records of `rows` as a table whose one struct column is spread into the export's columns."""
     column = node.table.column("record").take(pa.array(rows, pa.int64())).cast(schema)
-    return pa.Table.from_struct_array(column.combine_chunks()) if rows else pa.table({})
+    return pa.Table.from_struct_array(column.combine_chunks())
