@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import pyarrow.parquet as pq
 
 from glan.dataset.accounting import run_stats
-from glan.dataset.facts import REPORTED, Composition, record_id, removed_ids
+from glan.dataset.facts import Composition, record_id, removed_ids
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import summarise
 from glan.dataset.report.plots import plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
@@ -24,10 +24,7 @@ splits = {
 }
 summary = summarise(
     generated=sum(pq.read_metadata(path).num_rows for path in inputs.facts),
-    splits={
-        name: (part.fact(i) for part in split.parts(REPORTED) for i in range(len(part)))
-        for name, split in splits.items()
-    },
+    splits={name: (part.fact(i) for part in split.parts() for i in range(len(part))) for name, split in splits.items()},
     duplicates=iter_jsonl(inputs.duplicates),
     contamination=read_json(inputs.contamination),
     accounting=read_json(inputs.accounting),

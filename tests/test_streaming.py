@@ -40,8 +40,7 @@ account(map(read_usage, sorted(path.parent.glob(path.stem + "-facts/usage-*.json
     "summary": """
 from glan.dataset.report.numbers import summarise
 accounting = dict.fromkeys(("totals", "by_stage", "by_model", "unpriced_models"))
-from glan.dataset.facts import REPORTED
-facts = (part.fact(i) for part in source.parts(REPORTED) for i in range(len(part)))
+facts = (part.fact(i) for part in source.parts() for i in range(len(part)))
 splits = {"train": facts, "test": iter(())}
 summarise(0, splits, iter(()), DEFAULTS["clean"]["decontaminate"], accounting, {})
 """,

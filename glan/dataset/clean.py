@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from glan.io import dump_line, open_atomic
 
@@ -101,16 +102,27 @@ def minhash(text: str, settings: dict) -> bytes:
     return signature.hashvalues.astype("<u8").tobytes()
 
 
-def bands(settings: dict) -> list[slice]:
-    """The LSH bands of the signature, as datasketch's MinHashLSH picks them for the threshold."""
+def lsh_shape(settings: dict) -> tuple[int, int]:
+    """How many bands of how many rows datasketch's MinHashLSH cuts a signature into for the threshold.
+    The facts jobs, which import datasketch anyway, keep it (glan.dataset.facts), so the join need not."""
     from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=settings["near_threshold"], num_perm=settings["num_perm"])
-    return [slice(i * lsh.r, (i + 1) * lsh.r) for i in range(lsh.b)]
+    return lsh.b, lsh.r
 
 
-def _signatures(column: list, num_perm: int) -> np.ndarray:
-    return np.frombuffer(b"".join(column), dtype="<u8").reshape(len(column), num_perm)
+def _binary_values(column: pa.ChunkedArray, width: int) -> np.ndarray:
+    """A column of equal-length byte strings (no nulls) as an array of `width` uint64s a row, without a copy
+    per value."""
+    array = column.combine_chunks()
+    if not len(array):
+        return np.zeros((0, width), dtype="<u8")
+    if pa.types.is_fixed_size_binary(array.type):
+        start = array.offset * width * 8
+        return np.frombuffer(array.buffers()[1], dtype="<u8", count=len(array) * width, offset=start).reshape(-1, width)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=array.offset * 4)
+    values = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return values.view("<u8").reshape(len(array), width)
 
 
 def colliding(source: Composition, settings: dict) -> tuple[list[int], set[int]]:
@@ -118,20 +130,20 @@ def colliding(source: Composition, settings: dict) -> tuple[list[int], set[int]]
     key or one of whose LSH bands another record shares. No other record can be a duplicate or have one,
     so only these need the sequential pass.
 
-    A band is summed to 64 bits with odd multipliers: a clash of two different bands only adds a record
-    here, never leaves one out. Records earlier steps removed are counted too: that too only adds."""
+    Each key is reduced to 64 bits (a band summed with odd multipliers, an exact digest's first half): a
+    clash of two different keys only adds a record here, never leaves one out. Records that earlier steps
+    removed are counted too, which also only adds."""
     exact, near = settings["exact"], settings["near"]
-    spans = bands(settings) if near else []
+    spans = source.bands() if near else []
     multipliers = np.random.default_rng(0).integers(1, 2**63, size=settings["num_perm"], dtype=np.uint64) | 1
-    digests: list[bytes] = []
-    keys: list[list[np.ndarray]] = [[] for _ in spans]
+    keys: list[list[np.ndarray]] = [[] for _ in range(len(spans) + int(exact))]
     starts = [0]
-    for node in source.nodes(["exact", "minhash"] if near else ["exact"]):
+    for node in source.nodes():
         starts.append(starts[-1] + len(node))
         if exact:
-            digests += node.columns["exact"]
-        if near and len(node):
-            weighted = _signatures(node.columns["minhash"], settings["num_perm"]) * multipliers
+            keys[-1].append(_binary_values(node.column("exact"), 2)[:, 0])
+        if near:
+            weighted = _binary_values(node.column("minhash"), settings["num_perm"]) * multipliers
             for band, span in enumerate(spans):
                 keys[band].append(weighted[:, span].sum(axis=1))
     shared = np.zeros(starts[-1], dtype=bool)
@@ -139,9 +151,6 @@ def colliding(source: Composition, settings: dict) -> tuple[list[int], set[int]]
         if column:
             _, inverse, counts = np.unique(np.concatenate(column), return_inverse=True, return_counts=True)
             shared |= counts[inverse] > 1
-    if exact:
-        repeated = Counter(digests)
-        shared |= np.fromiter((repeated[d] > 1 for d in digests), dtype=bool, count=len(digests))
     return starts, set(np.flatnonzero(shared).tolist())
 
 
@@ -153,21 +162,21 @@ def deduplicate(source: Composition, settings: dict) -> Removals:
     computation."""
     exact, near, threshold = settings["exact"], settings["near"], settings["near_threshold"]
     starts, shared = colliding(source, settings) if exact or near else ([], set())
-    spans = bands(settings) if near else []
+    spans = source.bands() if near else []
     first: dict[bytes, str] = {}  # exact key digest -> id of the kept record that has it
     index: dict[tuple[int, bytes], list[int]] = {}  # (band, its bytes) -> kept records that have it
     kept: list[tuple[str, np.ndarray]] = []  # id and signature of the kept records looked at
-    for part in source.parts(["exact", "minhash"]):
+    for part in source.parts():
         removals: dict[int, dict] = {}
         first_place = starts[part.node.number] if shared else 0
         for i in [i for i, row in enumerate(part.rows.tolist()) if first_place + row in shared]:
-            fact = part.fact(i)
-            record_id, key = fact["id"], fact["exact"] if exact else None
+            node, row = part.node, int(part.rows[i])
+            record_id, key = node.value("id", row), node.value("exact", row) if exact else None
             if key in first:
                 removals[i] = _removed(part.record(i), "exact-duplicate", duplicate_of=first[key], similarity=1.0)
                 continue
             if near:
-                signature = _signatures([fact["minhash"]], settings["num_perm"])[0]
+                signature = np.frombuffer(node.value("minhash", row), dtype="<u8")
                 band_keys = [(band, signature[span].tobytes()) for band, span in enumerate(spans)]
                 candidates = {c for band_key in band_keys for c in index.get(band_key, ())}
                 scored = [(np.count_nonzero(signature == kept[c][1]) / len(signature), -c) for c in candidates]
@@ -316,7 +325,7 @@ def decontaminate(source: Composition, settings: dict) -> tuple[Removals, dict]:
 
     def screen() -> Removals:
         report["records_in"] = report["records_out"] = 0
-        for part in source.parts(["contamination"]):
+        for part in source.parts():
             removals: dict[int, dict] = {}
             for i, found in enumerate(part.node.columns["contamination"][row] for row in part.rows.tolist()):
                 if found is None:
@@ -382,7 +391,7 @@ def judge_filter(source: Composition, settings: dict) -> tuple[Removals, dict]:
         return _removed(record, "low-score", below=below, grade=grade)
 
     def screen() -> Removals:
-        for part in source.parts([]):
+        for part in source.parts():
             found = ((i, removal(part.record(i))) for i in range(len(part)))
             yield part, {i: entry for i, entry in found if entry is not None}
         report["counts"] = {

@@ -54,7 +54,7 @@ def survey(source: Composition, settings: dict) -> Survey:
     best: dict[str, list[tuple[int, str]]] = {}  # node -> max-heap of (-rank, id), the `most` best ranks
     counts: Counter = Counter()
     schemas = []
-    for part in source.parts(["node"]):
+    for part in source.parts():
         if len(part):
             schemas.append(pa.schema(list(record_schema(part.node.path))))
         for row in part.rows.tolist():
@@ -288,7 +288,7 @@ def write_exports(source: Composition, found: Survey, facts: dict, settings: dic
             rest = table.slice(whole)
             batches[split], sizes[split] = ([rest] if rest.num_rows else []), rest.num_rows
 
-        for part in source.parts(["path", "models"], records=True):
+        for part in source.parts():
             ids = [part.node.columns["id"][row] for row in part.rows.tolist()]
             test = np.fromiter((i in found.test_ids for i in ids), dtype=bool, count=len(ids))
             for split, picked in (("train", ~test), ("test", test)):

@@ -37,11 +37,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from glan.dataset.clean import Screen, answer, exact_key, minhash, question, words
+from glan.dataset.clean import Screen, answer, exact_key, lsh_shape, minhash, question, words
 from glan.io import digest, iter_jsonl, open_atomic, write_bytes_atomic
 
 REPORTED = ["node", "path", "question_words", "answer_words", "difficulty", "strategy"]  # what the report counts
 PREFIX = b'{"id":"'
+LSH = b"glan.lsh"  # the facts' metadata: the LSH bands and rows for the dedup threshold they were made for
 
 
 def reported(record: dict) -> dict:
@@ -76,7 +77,8 @@ def compute(lines: list[bytes], records: list[dict], settings: dict, screen: Scr
         "contamination": pa.array([None if m is None else orjson.dumps(m).decode() for m in matches], pa.string()),
         "record": pa.array(records) if records else pa.nulls(0),
     }
-    return pa.table(columns)
+    shape = {LSH: orjson.dumps(lsh_shape(dedup))} if dedup["near"] else {}
+    return pa.table(columns).replace_schema_metadata(shape)
 
 
 def write(path: str | Path, table: pa.Table) -> None:
@@ -103,23 +105,40 @@ def record_id(line: bytes) -> str:
     return orjson.loads(line)["id"]
 
 
-@dataclass
+class Columns(dict):
+    """A discipline's facts columns as Python lists, each made when first asked for."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        self.node = node
+
+    def __missing__(self, name: str) -> list:
+        self[name] = values = self.node.column(name).to_pylist()
+        return values
+
+
 class Node:
-    """One discipline's facts, loaded while a step is inside it."""
+    """One discipline's facts, open while a step is inside it. A column is read when first asked for:
+    dedup reads the signatures of the few disciplines that hold a record sharing a band, not of all."""
 
-    number: int  # its place in the taxonomy order of the facts files
-    path: str
-    table: pa.Table
-    columns: dict[str, list]
+    def __init__(self, number: int, path: str):
+        self.number = number  # its place in the taxonomy order of the facts files
+        self.path = path
+        self.file = pq.ParquetFile(path)
+        self.arrow: dict[str, pa.ChunkedArray] = {}
+        self.columns = Columns(self)
 
-    @classmethod
-    def load(cls, number: int, path: str, columns: list[str], records: bool = False) -> Node:
-        columns = list(dict.fromkeys(columns))
-        table = pq.ParquetFile(path).read(columns=columns + (["record"] if records else []))
-        return cls(number, path, table, {name: table.column(name).to_pylist() for name in columns})
+    def column(self, name: str) -> pa.ChunkedArray:
+        if name not in self.arrow:
+            self.arrow[name] = self.file.read(columns=[name]).column(name)
+        return self.arrow[name]
+
+    def value(self, name: str, row: int):
+        """One value, for a step that reads a few rows of a column (the whole column: `columns`)."""
+        return self.column(name)[row].as_py()
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return self.file.metadata.num_rows
 
 
 class RecordFacts(Protocol):
@@ -180,18 +199,18 @@ class Composition:
         self.removed = pa.array(sorted(set(removed)), pa.string())
         self.only = None if only is None else pa.array(sorted(set(only)), pa.string())
 
-    def parts(self, columns: list[str], records: bool = False) -> Iterator[Part]:
-        """Each discipline's part of the file, with the facts `columns` (and the Arrow records) loaded."""
+    def parts(self) -> Iterator[Part]:
+        """Each discipline's part of the file."""
         offset = 0
         with open(self.source, "rb") as handle:
             for number, path in enumerate(self.facts):
-                node = Node.load(number, path, ["id", "line_bytes", *columns], records)
-                ids = node.table.column("id")
+                node = Node(number, path)
+                ids = node.column("id")
                 kept = pc.invert(pc.is_in(ids, value_set=self.removed))
                 if self.only is not None:
                     kept = pc.and_(kept, pc.is_in(ids, value_set=self.only))
                 rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False))
-                lengths = np.asarray(node.table.column("line_bytes").to_numpy(), dtype=np.int64)[rows]
+                lengths = np.asarray(node.column("line_bytes").to_numpy(), dtype=np.int64)[rows]
                 starts = offset + np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
                 offset += int(lengths.sum())
                 yield Part(node, rows, starts, lengths, handle.fileno())
@@ -202,10 +221,17 @@ class Composition:
                 f"{offset}: the file and the facts are not of the same build; run snakemake again"
             )
 
-    def nodes(self, columns: list[str]) -> Iterator[Node]:
+    def bands(self) -> list[slice]:
+        """The LSH bands of a signature, as the facts were made for (none without facts)."""
+        if not self.facts:
+            return []
+        count, rows = orjson.loads(pq.read_schema(self.facts[0]).metadata[LSH])
+        return [slice(band * rows, (band + 1) * rows) for band in range(count)]
+
+    def nodes(self) -> Iterator[Node]:
         """Every discipline's facts, removed records included."""
         for number, path in enumerate(self.facts):
-            yield Node.load(number, path, columns)
+            yield Node(number, path)
 
 
 class FactsMismatch(RuntimeError):
@@ -251,5 +277,5 @@ def _copy(source: int, out: BinaryIO, start: int, count: int) -> None:
 
 def record_table(node: Node, rows: np.ndarray, schema: pa.DataType) -> pa.Table:
     """The records of `rows` as a table whose one struct column is spread into the export's columns."""
-    column = node.table.column("record").take(pa.array(rows, pa.int64())).cast(schema)
+    column = node.column("record").take(pa.array(rows, pa.int64())).cast(schema)
     return pa.Table.from_struct_array(column.combine_chunks())
