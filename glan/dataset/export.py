@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from glan.dataset.facts import Composition, Node, copy_lines, record_schema, record_table
+from glan.dataset.facts import Composition, Node, copy_lines, record_table
 from glan.io import link_atomic, open_atomic, write_bytes_atomic
 from glan.stages import STAGE_NAMES as STAGES
 
@@ -56,7 +56,7 @@ def survey(source: Composition, settings: dict) -> Survey:
     schemas = []
     for part in source.parts():
         if len(part):
-            schemas.append(pa.schema(list(record_schema(part.node.path))))
+            schemas.append(part.node.record_schema())
         for row in part.rows.tolist():
             node, record_id = part.node.columns["node"][row], part.node.columns["id"][row]
             counts[node] += 1

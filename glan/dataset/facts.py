@@ -94,10 +94,6 @@ def read_usage(path: str | Path) -> dict:
     return orjson.loads(Path(path).read_bytes())
 
 
-def record_schema(path: str | Path) -> pa.DataType:
-    return pq.read_schema(path).field("record").type
-
-
 def record_id(line: bytes) -> str:
     """A record line's id without parsing the line: dump_line sorts keys, and "id" comes first."""
     if line.startswith(PREFIX):
@@ -132,6 +128,10 @@ class Node:
         if name not in self.arrow:
             self.arrow[name] = self.file.read(columns=[name]).column(name)
         return self.arrow[name]
+
+    def record_schema(self) -> pa.Schema:
+        """The export's columns as this discipline's records have them."""
+        return pa.schema(list(self.file.schema_arrow.field("record").type))
 
     def value(self, name: str, row: int):
         """One value, for a step that reads a few rows of a column (the whole column: `columns`)."""
