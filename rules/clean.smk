@@ -3,19 +3,13 @@ from glan.config import config_slice
 BENCHMARKS = [b["path"] for b in config["clean"]["decontaminate"]["benchmarks"]]
 FACTS = expand(node_file("facts.parquet"), node=NODES)
 USAGE = expand(node_file("usage.json"), node=NODES)
-# The removal files of the cleaning steps before each whole-dataset step, in order.
-REMOVED_BY = {
-    "dedup": ["results/clean/low_scores.jsonl"] if JUDGE else [],
-    "decontaminate": [
-        *(["results/clean/low_scores.jsonl"] if JUDGE else []),
-        "results/clean/duplicates.jsonl",
-    ],
-    "export": [
-        *(["results/clean/low_scores.jsonl"] if JUDGE else []),
-        "results/clean/duplicates.jsonl",
-        "results/clean/contaminated.jsonl",
-    ],
-}
+# The cleaning steps' removal files in order; each whole-dataset step reads those of the steps before it.
+REMOVALS = [
+    *(["results/clean/low_scores.jsonl"] if JUDGE else []),
+    "results/clean/duplicates.jsonl",
+    "results/clean/contaminated.jsonl",
+]
+REMOVED_BY = {"dedup": REMOVALS[:-2], "decontaminate": REMOVALS[:-1], "export": REMOVALS}
 
 
 # What the whole-dataset steps need of each record (folded question, MinHash, benchmark matches, usage
