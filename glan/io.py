@@ -41,11 +41,15 @@ def _create_temporary(path: Path) -> tuple[int, str]:
     """A new hidden file beside `path`, created with mode 0666 as open() does, so the kernel applies the umask
     (and a directory's default ACL). tempfile.mkstemp creates 0600, and that mode would survive the rename."""
     while True:
-        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp"))
+        tmp = str(_temporary_name(path))
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
         except FileExistsError:
             continue
+
+
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -63,7 +67,7 @@ def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
     links or they cross devices): an export's twin files cost no second write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    tmp = _temporary_name(path)
     try:
         os.link(source, tmp)
     except OSError:
