@@ -9,7 +9,11 @@ REMOVALS = [
     "results/clean/duplicates.jsonl",
     "results/clean/contaminated.jsonl",
 ]
-REMOVED_BY = {"dedup": REMOVALS[:-2], "decontaminate": REMOVALS[:-1], "export": REMOVALS}
+REMOVED_BY = {
+    "dedup": REMOVALS[:-2],
+    "decontaminate": REMOVALS[:-1],
+    "export": REMOVALS,
+}
 
 
 # What the whole-dataset steps need of each record (folded question, MinHash, benchmark matches, usage
