@@ -12,6 +12,7 @@ resolved values go into the discipline's file, so an override re-runs only the n
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ NODE_KEYS = {"name", "description", "children", *CUSTOM_KEYS}
 
 LEVELS = ["high school", "undergraduate", "graduate", "professional"]
 DEFAULT_LEVEL = "undergraduate"
+
+# Ids in UTF-8 bytes. A part is a node's folder under results/nodes/, logs/ and benchmarks/, where a path
+# component holds 255 bytes: a longer part is cut and made unique. The Slurm executor names a log folder
+# after the whole id (its slashes made underscores), so a whole id must fit one component too: a deeper
+# one is refused, naming the line.
+ID_BYTES = 80
+ID_TOTAL = 250
+ID_HASH = 8  # hex digits of the hash that keeps two cut parts apart
 
 # What a node may override per stage: the count keys its stage declares (glan.stages, `node_settings`),
 # `sampling` keys, and the model. How each count key is checked:
@@ -110,8 +119,47 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 
 
 def slugify(name: str) -> str:
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    """A node name's id part: readable in the name's own script, stable, and at most ID_BYTES of UTF-8.
+
+    A name whose letters all have a Latin form (ASCII, or accented Latin) keeps the id it always
+    had: accents dropped, ASCII letters and digits, a dash for anything else. A name with a letter
+    of another script (Cyrillic, CJK, Arabic, ß, ł...) keeps every letter instead of losing them:
+    NFKC, casefolded, runs of what is not a letter, digit or mark made one dash. A longer id is cut
+    and made unique with a hash of all of it.
+    """
+    text = unicodedata.normalize("NFKC", name)
+    if all(_has_latin_form(char) for char in text if unicodedata.category(char)[0] in "LN"):
+        ascii_name = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    else:
+        folded = unicodedata.normalize("NFKC", text.casefold())
+        slug = "-".join("".join(c if unicodedata.category(c)[0] in "LNM" else " " for c in folded).split())
+    return _bounded(slug)
+
+
+def _has_latin_form(char: str) -> bool:
+    """Whether a letter or digit decomposes to an ASCII one (é, ﬁ, ², full-width A), as the first ids were made."""
+    return any(c.isascii() and c.isalnum() for c in unicodedata.normalize("NFKD", char))
+
+
+def _bounded(slug: str) -> str:
+    """The id part cut to ID_BYTES of UTF-8 (on a character, not mid-way through one) plus a hash of the whole."""
+    if len(slug.encode()) <= ID_BYTES:
+        return slug
+    digest = hashlib.sha256(slug.encode()).hexdigest()[:ID_HASH]
+    cut = slug.encode()[: ID_BYTES - ID_HASH - 1].decode(errors="ignore").rstrip("-")
+    return f"{cut}-{digest}"
+
+
+def _yaml_type(value) -> tuple[str, bool]:
+    """What YAML made of a name that is not text, and whether `str(value)` is what was written."""
+    if isinstance(value, bool):
+        return "a true/false value", False
+    if isinstance(value, (int, float)):
+        return "a number", True
+    if isinstance(value, (list, dict)):
+        return ("a list" if isinstance(value, list) else "a mapping"), False
+    return f"a {type(value).__name__}", True
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -171,6 +219,12 @@ def _parse_node(item, parent: tuple[str, ...], source: str, line: int, up: Node 
         raise TaxonomyError(f"{source}:{line}: under {where}, every node must be a mapping with a `name`")
     line = getattr(item, "line", line)
     name = item.get("name")
+    if name is not None and not isinstance(name, str):
+        kind, quoted = _yaml_type(name)
+        raise TaxonomyError(
+            f"{source}:{line}: a node under {where} has a `name` that YAML reads as {kind} ({name}), not text; "
+            + (f'quote it: name: "{name}"' if quoted else "write the name in quotes")
+        )
     if not isinstance(name, str) or not name.strip():
         raise TaxonomyError(f"{source}:{line}: a node under {where} has no `name` (a non-empty string)")
     name = name.strip()
@@ -186,15 +240,17 @@ def _parse_node(item, parent: tuple[str, ...], source: str, line: int, up: Node 
         raise TaxonomyError(f"{source}:{line}: node {label!r}: `description` must be a string")
     slug = slugify(name)
     if not slug:
-        raise TaxonomyError(f"{source}:{line}: node {label!r}: the name has no letters or digits to make an id from")
-    parent_id = "/".join(slugify(p) for p in parent)
-    node = Node(
-        name=name,
-        description=description.strip(),
-        path=path,
-        id=f"{parent_id}/{slug}" if parent_id else slug,
-        line=line,
-    )
+        raise TaxonomyError(
+            f"{source}:{line}: node {label!r}: the name has no letters or digits to make an id from; "
+            "write it with at least one"
+        )
+    node_id = f"{up.id}/{slug}" if up else slug
+    if len(node_id.encode()) > ID_TOTAL:
+        raise TaxonomyError(
+            f"{source}:{line}: node {label!r}: its id {node_id!r} is {len(node_id.encode())} bytes of UTF-8, and "
+            f"an id may have {ID_TOTAL} (a folder is named after it); shorten its name or its parents'"
+        )
+    node = Node(name=name, description=description.strip(), path=path, id=node_id, line=line)
     own = {key: _plain(item[key]) for key in CUSTOM_KEYS if key in item}
     node.own = own
     if "instructions" in own:
