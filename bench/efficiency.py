@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 
-from harness import WORKLOADS, Workspace, synthetic_taxonomy, workload
-
-from glan.fake_server import FakeLLM
+from harness import WORKLOADS, FakeLLM, Workspace, synthetic_taxonomy, workload
 
 DEFAULT_DISCIPLINES = {"glan": 2, "small": 16}  # 10,020 and 5,504 requests
 

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from glan.fake_server import FakeLLM
+from harness import FakeLLM
 
 
 def serve(latency: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +13,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the loopback server lives with the tests, outside the package
+from fake_llm import FakeLLM  # noqa: E402
+
+__all__ = ["FakeLLM"]  # the benchmarks take it from here, after the path above is set
 WORKFLOW_PARTS = ["Snakefile", "rules", "scripts", "prompts", "config", "envs", "profiles", "report"]
 
 

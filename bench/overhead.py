@@ -14,9 +14,7 @@ import asyncio
 import time
 
 import openai
-from harness import Workspace, synthetic_taxonomy, workload
-
-from glan.fake_server import FakeLLM
+from harness import FakeLLM, Workspace, synthetic_taxonomy, workload
 
 
 async def bare_client(base_url: str, bodies: list[dict], cap: int) -> float:

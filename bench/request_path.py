@@ -13,8 +13,9 @@ import tempfile
 import threading
 from pathlib import Path
 
+from harness import FakeLLM
+
 from glan.config import load_config, stage_llm, stage_settings
-from glan.fake_server import FakeLLM
 from glan.io import write_json
 from glan.runtime.job import StageJob
 from glan.runtime.run import run_job
@@ -74,8 +75,8 @@ def traced(job: StageJob) -> tuple[set[str], set[tuple[str, str]]]:
     finally:
         sys.setprofile(None)
         threading.setprofile(None)
-    outside = ("glan/logs.py", "glan/fake_server.py")  # the job's log file and the endpoint: not the request's path
-    return files - set(outside), {c for c in calls if not c[1].startswith(outside)}
+    outside = "glan/logs.py"  # the job's log file: not the request's path
+    return files - {outside}, {c for c in calls if not c[1].startswith(outside)}
 
 
 def main() -> None:

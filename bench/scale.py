@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import yaml
-from harness import Workspace, synthetic_taxonomy
+from harness import FakeLLM, Workspace, synthetic_taxonomy
 
-from glan.fake_server import FakeLLM
 from glan.taxonomy import leaves, parse_taxonomy
 
 ARTIFACTS = [

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from fake_llm import FakeLLM
 from helpers import Workflow
-
-from glan.fake_server import FakeLLM
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import orjson
 import yaml
+from fake_llm import FakeLLM
 
 from glan.config import load_config
-from glan.fake_server import FakeLLM
 from glan.taxonomy import leaves, parse_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent

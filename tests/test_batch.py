@@ -14,9 +14,8 @@ from collections.abc import Callable
 from math import ceil
 
 import pytest
+from fake_llm import FakeLLM
 from helpers import DISCIPLINES, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
-
-from glan.fake_server import FakeLLM
 
 STAGE_WAVES = len(FIRST_BUILD)  # subjects, syllabus, questions, answers: each wave's misses in one batch
 BATCH = {"gather_seconds": 2, "poll_seconds": 0.1}

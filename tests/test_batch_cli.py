@@ -12,6 +12,7 @@ import sys
 
 import orjson
 import pytest
+from fake_llm import FakeLLM
 from helpers import (
     FIRST_BUILD,
     FIRST_BUILD_TOTAL,
@@ -21,7 +22,6 @@ from helpers import (
     stage_counts,
 )
 
-from glan.fake_server import FakeLLM
 from glan.stages import STAGES
 
 RESULTS_SUMMARY = "{stored} stored, {rejected} rejected as invalid (the next export or build asks them again), "

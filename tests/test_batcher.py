@@ -11,9 +11,9 @@ import asyncio
 from itertools import pairwise
 
 import pytest
+from fake_llm import FakeLLM
 from helpers import DEFAULTS
 
-from glan.fake_server import FakeLLM
 from glan.llm.backends.openai_compat import chat_body
 from glan.llm.batch import BYTES_PER_TOKEN, input_line
 from glan.llm.limits import job_share

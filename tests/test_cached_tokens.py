@@ -12,6 +12,7 @@ import shutil
 
 import orjson
 import pytest
+from fake_llm import FakeLLM
 from helpers import FIRST_BUILD_TOTAL, OPTICS, ROOT, Workflow, optics
 from records import accounted, make_record
 from test_batch import BATCH
@@ -22,7 +23,6 @@ from glan.cli.plan import build_plan
 from glan.cli.table import format_plan
 from glan.dataset.accounting import price_of
 from glan.dataset.report.plots import plot_cost
-from glan.fake_server import FakeLLM
 from glan.llm.backends.openai_compat import reply_of
 from glan.llm.cache import Entry, open_cache
 from glan.llm.request import Reply

@@ -14,8 +14,7 @@ import time
 import openai
 import orjson
 import pytest
-
-from glan.fake_server import FakeLLM
+from fake_llm import FakeLLM
 
 ENDPOINT = "/v1/chat/completions"
 TERMINAL = {"completed", "expired", "cancelled", "failed"}

@@ -9,9 +9,9 @@ import time
 
 import orjson
 import pytest
+from fake_llm import FakeLLM
 from helpers import CORES, FIRST_BUILD_TOTAL, MAX_ATTEMPTS, PER_DISCIPLINE, Workflow
 
-from glan.fake_server import FakeLLM
 from glan.io import read_json, read_jsonl
 
 FAST_RETRIES = {"timeout": 1.0, "retry": {"attempts": 10, "base_delay": 0.05, "max_delay": 0.5}}

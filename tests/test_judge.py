@@ -15,11 +15,11 @@ import sys
 import orjson
 import pytest
 import yaml
+from fake_llm import FakeLLM
 from helpers import DEFAULTS, DISCIPLINES, FIRST_BUILD, ROOT, Workflow, changed_files, stage_counts
 from records import facts_of
 
 from glan.dataset.clean import judge_filter
-from glan.fake_server import FakeLLM
 from glan.io import read_json, read_jsonl
 from glan.llm.lookup import Outcome
 from glan.llm.request import Request

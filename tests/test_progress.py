@@ -12,10 +12,10 @@ import subprocess
 import time
 
 import orjson
+from fake_llm import FakeLLM
 from helpers import FIRST_BUILD_TOTAL, Workflow
 
 from glan.dataset.accounting import price_of
-from glan.fake_server import FakeLLM
 from glan.llm.cache import open_cache
 from glan.llm.meter import Meter
 from glan.runtime.job import StageJob

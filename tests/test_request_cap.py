@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from fake_llm import FakeLLM
 from helpers import FIRST_BUILD_TOTAL, Workflow
-
-from glan.fake_server import FakeLLM
 
 
 @pytest.mark.parametrize("cap", [3, 7])

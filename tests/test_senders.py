@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Callable
 
 import orjson
+from fake_llm import FakeLLM
 from helpers import FIRST_BUILD_TOTAL, Workflow
 
-from glan.fake_server import FakeLLM
 from glan.llm.cache import Entry
 from glan.llm.meter import TOTAL, Budget, OverBudget
 from glan.llm.request import Reply, Request

@@ -14,10 +14,10 @@ import subprocess
 import time
 
 import pytest
+from fake_llm import FakeLLM
 from helpers import DISCIPLINES, FIRST_BUILD_TOTAL, Workflow
 from slurm_cluster import SlurmCluster, missing_binaries
 
-from glan.fake_server import FakeLLM
 from glan.llm.cache import cache_layout, open_cache
 
 CAP = 4  # llm.concurrency: requests in flight across all jobs

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fake_llm import FakeLLM
 from helpers import ROOT, THREE_DISCIPLINES
 
 from glan.config import load_config, stage_llm, stage_settings
-from glan.fake_server import FakeLLM
 from glan.runtime import server as stage_server
 from glan.runtime.job import SERVER_ENVIRONMENT, StageFailed, StageJob, submit
 from glan.taxonomy import load_taxonomy, write_node_files

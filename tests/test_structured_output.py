@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from fake_llm import FakeLLM
 from helpers import FIRST_BUILD, FIRST_BUILD_TOTAL, Workflow
 
-from glan.fake_server import FakeLLM
 from glan.io import read_jsonl
 from glan.llm.backends.openai_compat import chat_body, schema_of
 from glan.llm.request import Reply, Request

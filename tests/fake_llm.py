@@ -1,13 +1,24 @@
 """A loopback server speaking the OpenAI chat-completions API, for tests and benchmarks.
 
+It shares no code with the package it tests: what it reads of a request (the schema asked for) and
+what it reports (cached prompt tokens) it works out on its own, from the OpenAI API's documented
+behaviour, so a bug in the product's request building or prefix counting shows in a test.
+
 Replies are deterministic functions of the request (model, messages, seed): a JSON document that
 fits the requested schema, or a line of text. It counts requests and keeps their bodies and
 headers, so tests can assert exactly what was sent.
 
-Faults can be injected: `faults` is the share of requests answered with a transport fault
-(429 with Retry-After, 500, 503, a dropped connection, a reply slower than the client waits);
-`bad_replies` the share of requests (chosen by their content, so the same request is always bad)
-answered with an invalid reply (not JSON, the wrong shape, cut off by the token cap, empty).
+Faults can be injected: `faults` is the share of requests (chat completions and `GET /v1/models`,
+drawn at random from the server's seeded generator, so any request may fail, the first one too, and
+the same request sent again may pass) answered with a transport fault (429 with Retry-After, 500,
+503, a dropped connection, a reply slower than the client waits); `bad_replies` the share of
+requests (chosen by their content, so the same request is always bad) answered with an invalid reply
+(not JSON, the wrong shape, cut off by the token cap, empty).
+
+As real servers differ: `GET /v1/models` lists `listed_models`, apart from `answered_models` (a
+request for a model not among them is answered 404 `model_not_found`; by default any model is
+answered); with `api_key` set, a request with another key is answered `wrong_key_status` with
+`wrong_key_message` (401, as OpenAI; LiteLLM's proxy without a database says 400 `No connected db.`).
 
 It also speaks the Files and Batches endpoints of the OpenAI Batch API (upload, create, retrieve,
 list, cancel, output and error files), so batch mode is tested through the real client. A batch
@@ -39,9 +50,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from glan.llm.backends.openai_compat import schema_of
-from glan.llm.prefix import OPENAI, Blocks, cached
-
 
 def _digest(*parts) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -72,6 +80,56 @@ def fake_value(schema: dict, seed: str, name: str = "value"):
     return text[: schema.get("maxLength", len(text))]
 
 
+def requested_schema(body: dict) -> dict | None:
+    """The JSON Schema a chat body asks its reply to fit, read as the API documents it: OpenAI's
+    `response_format.json_schema.schema`, llama.cpp's `response_format.schema` (its json_object mode), or,
+    with no response_format, a schema the prompt ends with (its last line, a JSON object with a type)."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return (response_format.get("json_schema") or {}).get("schema")
+    if isinstance(response_format.get("schema"), dict):
+        return response_format["schema"]
+    messages = body.get("messages") or [{}]
+    content = messages[-1].get("content")
+    last_line = content.rstrip().rsplit("\n", 1)[-1] if isinstance(content, str) else ""
+    if not last_line.startswith("{"):
+        return None
+    try:
+        schema = orjson.loads(last_line)
+    except orjson.JSONDecodeError:
+        return None
+    return schema if isinstance(schema, dict) and "type" in schema else None
+
+
+class PromptCache:
+    """What a provider's prompt cache holds for one model: a hash of each prompt's prefix at every step
+    boundary. A prefix sent before has all its shorter boundaries in the set too, so the longest one in it
+    is the prompt's longest prefix an earlier prompt had, in whole steps."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.prefixes: set[bytes] = set()
+
+    def add(self, prompt: bytes) -> int:
+        """Remember `prompt`; the bytes of its longest prefix, in whole steps, that an earlier prompt had."""
+        seen = 0
+        for end in range(self.step, len(prompt) + 1, self.step):
+            digest = hashlib.sha256(prompt[:end]).digest()
+            if digest in self.prefixes:
+                seen = end
+            self.prefixes.add(digest)
+        return seen
+
+
+def cached_tokens(prefix_tokens: int, prompt_tokens: int, rule: tuple[int, int]) -> int:
+    """What OpenAI reports as `cached_tokens`: nothing for a prompt or a prefix under the minimum, else the
+    prefix in whole steps."""
+    minimum, step = rule
+    if prompt_tokens < minimum or prefix_tokens < minimum:
+        return 0
+    return prefix_tokens - prefix_tokens % step
+
+
 BATCH_ENDPOINT = "/v1/chat/completions"
 BATCH_API = re.compile(r"^/v1/(files|batches)(/|\?|$)")  # the paths of the Files and Batches endpoints
 MAX_BATCH_LINES = 50_000
@@ -81,6 +139,8 @@ VALIDATED, ANSWERED, CANCEL_DELAY = 0.1, 0.8, 0.1
 TERMINAL = {"completed", "expired", "cancelled", "failed"}
 JSON = "application/json"
 TOKEN_BYTES = 4  # what the server counts as a token, of a prompt and of a reply
+# OpenAI's prompt caching: prompts of 1,024 tokens or more, hits in steps of 128 tokens.
+OPENAI_CACHING = (1024, 128)
 
 
 class ApiError(Exception):
@@ -92,7 +152,11 @@ class ApiError(Exception):
         self.code = code
 
     def document(self) -> dict:
-        return {"error": {"message": str(self), "type": "invalid_request_error", "param": None, "code": self.code}}
+        return api_error(str(self), self.code)
+
+
+def api_error(message: str, code: str | None) -> dict:
+    return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
 
 
 def batch_error(code: str, message: str, line: int | None = None) -> dict:
@@ -272,10 +336,20 @@ class FakeLLM:
         hold_create_seconds: float = 0.0,
         hold_upload_seconds: float = 0.0,
         hold_content_seconds: float = 0.0,
-        cache_rule: tuple[int, int] = OPENAI,
+        cache_rule: tuple[int, int] = OPENAI_CACHING,
         reasoning_tokens: int = 0,
+        listed_models: list[str] | None = None,
+        answered_models: list[str] | None = None,
+        api_key: str | None = None,
+        wrong_key_status: int = 401,
+        wrong_key_message: str = "Incorrect API key provided.",
     ):
-        """Batch knobs, read when a batch is created (so they may be changed between runs):
+        """Models and keys: `GET /v1/models` lists `listed_models` (by default `answered_models`, or none);
+        chat completions answer any model unless `answered_models` names them (others: 404
+        `model_not_found`). With `api_key`, a request to any endpoint whose bearer token is another one is
+        answered `wrong_key_status` with `wrong_key_message`; without it, any key is taken.
+
+        Batch knobs, read when a batch is created (so they may be changed between runs):
         batch_seconds: how long a batch takes from create to completed;
         batch_line_faults: the share of lines answered with status 500 (by custom_id and how many times
             it was sent before, so a line sent again may succeed);
@@ -315,7 +389,12 @@ class FakeLLM:
         self.hold_content_seconds = hold_content_seconds
         self.cache_rule = cache_rule
         self.reasoning_tokens = reasoning_tokens
-        self._prompts: dict[str, Blocks] = {}  # model -> the prefixes of its prompts: the provider's cache
+        self.answered_models = answered_models
+        self.listed_models = listed_models if listed_models is not None else list(answered_models or [])
+        self.api_key = api_key
+        self.wrong_key_status = wrong_key_status
+        self.wrong_key_message = wrong_key_message
+        self._prompts: dict[str, PromptCache] = {}  # model -> the prefixes of its prompts: the provider's cache
         self._prompts_lock = threading.Lock()  # apart from _lock, which batch lines are answered under
         self.downloads = 0
         self.batches_created: list[str] = []  # batch ids, in creation order
@@ -387,9 +466,23 @@ class FakeLLM:
             self.faults_injected.append(fault)
             return fault
 
+    def refusal(self, headers: Message, body: dict | None) -> tuple[int, dict] | None:
+        """Status and error document of a request with a wrong key or (a chat body) for a model not
+        answered, as OpenAI words them; None for a request that is answered."""
+        if self.api_key is not None and headers.get("Authorization") != f"Bearer {self.api_key}":
+            return self.wrong_key_status, api_error(self.wrong_key_message, "invalid_api_key")
+        if body is not None and self.answered_models is not None and body.get("model") not in self.answered_models:
+            message = f"The model `{body.get('model')}` does not exist or you do not have access to it."
+            return 404, api_error(message, "model_not_found")
+        return None
+
+    def model_list(self) -> dict:
+        models = [{"id": name, "object": "model", "created": 0, "owned_by": "fake"} for name in self.listed_models]
+        return {"object": "list", "data": models}
+
     def reply_to(self, body: dict) -> dict:
         seed = _digest(body["model"], body["messages"], body.get("seed"))
-        schema = schema_of(body)  # asked for in response_format (json_schema or json_object) or in the prompt
+        schema = requested_schema(body)
         structured = schema is not None
         finish_reason = "stop"
         if int(seed[-8:], 16) / 0xFFFFFFFF < self.bad_replies:
@@ -403,7 +496,7 @@ class FakeLLM:
             }[kind]
             finish_reason = "length" if kind == "length" else "stop"
         elif structured:
-            content = orjson.dumps(fake_value(schema or {}, seed)).decode()
+            content = orjson.dumps(fake_value(schema, seed)).decode()
             if not body.get("response_format"):  # as a chat model answers a schema in the prompt
                 content = f"Here is the JSON:\n```json\n{content}\n```\nI hope it helps."
         else:
@@ -425,13 +518,13 @@ class FakeLLM:
         prompt_tokens = len(prompt) // TOKEN_BYTES
         completion_tokens = len(content) // TOKEN_BYTES + self.reasoning_tokens
         with self._prompts_lock:
-            blocks = self._prompts.setdefault(body["model"], Blocks(self.cache_rule[1] * TOKEN_BYTES))
-            prefix = blocks.add(prompt) // TOKEN_BYTES
+            cache = self._prompts.setdefault(body["model"], PromptCache(self.cache_rule[1] * TOKEN_BYTES))
+            prefix = cache.add(prompt) // TOKEN_BYTES
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached(prefix, prompt_tokens, self.cache_rule)},
+            "prompt_tokens_details": {"cached_tokens": cached_tokens(prefix, prompt_tokens, self.cache_rule)},
         }
         if self.reasoning_tokens:
             usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
@@ -651,8 +744,9 @@ class FakeLLM:
                 pass
 
             def do_GET(self):
-                if not BATCH_API.match(self.path):
-                    self.send_error(501, f"Unsupported method ({self.command!r})")
+                if urlsplit(self.path).path.rstrip("/") == "/v1/models":
+                    self.answered = True  # not a chat completion: neither counted nor in flight
+                    self.answer(None)
                     return
                 self.batch_api()
 
@@ -679,8 +773,9 @@ class FakeLLM:
                     with fake._lock:
                         fake.in_flight -= 1
 
-            def answer(self, body: dict):
-                if fake.latency:
+            def answer(self, body: dict | None):
+                """A chat completion (`body`) or the model list (None): a fault, a refusal or the answer."""
+                if fake.latency and body is not None:
                     time.sleep(fake.latency)
                 fault = fake.pick_fault()
                 if fault == "drop":
@@ -693,12 +788,20 @@ class FakeLLM:
                 if fault in ("429", "500", "503"):
                     self.send_json(int(fault), {"error": {"message": f"injected {fault}"}}, retry_after=fault == "429")
                     return
-                self.send_json(200, fake.reply_to(body))
+                refused = fake.refusal(self.headers, body)
+                if refused is not None:
+                    self.send_json(*refused)
+                    return
+                self.send_json(200, fake.model_list() if body is None else fake.reply_to(body))
 
             def batch_api(self):
                 """A Files or Batches request: not an online request, so neither counted nor in flight."""
                 self.answered = True
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                refused = fake.refusal(self.headers, None)
+                if refused is not None:
+                    self.send_json(*refused)
+                    return
                 status, payload, content_type = fake.answer_batch_api(self.command, self.path, self.headers, body)
                 try:
                     self.send_bytes(status, payload, content_type)
@@ -726,6 +829,10 @@ class FakeLLM:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Close the port (a test may stop the server before its `with` ends: a closed upstream)."""
         self._closing.set()  # a held create answers now
         self._server.shutdown()
         self._server.server_close()
