@@ -37,6 +37,7 @@ from glan.llm.backends.local.model_file import ensure_model
 from glan.stages import questions, subjects, syllabus
 
 ALIAS = "gemma-server"
+SERVER = "glan.llm.backends.local.server"
 # One discipline, the smallest counts: 1 subject with 1 subtopic, 1 session of 1 concept, 1 question,
 # so 4 requests and 1 record; replies capped short (answers end at a blank line).
 SMALLEST = {
@@ -50,12 +51,14 @@ NODE = "results/nodes/physics/optics"
 
 
 class LlamaServer:
-    """`python -m llama_cpp.server` on the shipped GGUF, with an API key, on a free loopback port."""
+    """llama-cpp-python's server on the shipped GGUF, with an API key, on a free loopback port, started the
+    AMX-safe way (`python -m glan.llm.backends.local.server`: llama.cpp's extra buffer types off)."""
 
     def __init__(self, model: Path, log: Path):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", ALIAS]
+        self.log = log
+        command = [sys.executable, "-m", SERVER, "--model", str(model), "--model_alias", ALIAS]
         command += ["--port", str(self.port), "--n_ctx", "4096", "--n_threads", "1", "--api_key", API_KEY]
         self.process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
@@ -112,6 +115,16 @@ def failed_run(workflow: Workflow, **environment: str) -> tuple[str, float]:
     assert "Traceback" not in output, output  # it is in the job's log
     print(f"\nfirst clear error after {seconds:.1f} s:\n{output[-1500:]}")
     return output, seconds
+
+
+def test_the_server_loads_the_model_without_llama_cpps_extra_buffer_types(llama):
+    """What keeps it up on a host that advertises AMX: the patched defaults, read back inside the server
+    process, and llama.cpp's own load log, which names a CPU_REPACK buffer when they are on (as
+    `python -m llama_cpp.server` loads this model here) and only plain CPU buffers when they are off."""
+    log = llama.log.read_text(errors="replace")
+    assert "glan: llama.cpp extra buffer types (use_extra_bufts) off" in log
+    buffers = [line for line in log.splitlines() if "model buffer size" in line]
+    assert buffers and not any("REPACK" in line or "AMX" in line for line in buffers), buffers
 
 
 def test_json_schema_against_llama_cpp_server_stops_at_preflight_with_the_servers_reason(tmp_path, llama):

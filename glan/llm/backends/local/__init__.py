@@ -21,7 +21,8 @@ thread, so the event loop stays free. `--cores N` runs N jobs, each with its own
 
 The modules: errors (what fails, naming the fix), model_file (the file and its sha256), runner
 (everything that needs llama.cpp), outline (schemas as outline grammars, parsed back into JSON),
-prompt (chat messages as a document to continue, and where a free-text answer ends).
+prompt (chat messages as a document to continue, and where a free-text answer ends), server
+(llama-cpp-python's own server, run with the model loaded as runner loads it).
 """
 
 from __future__ import annotations

@@ -115,7 +115,7 @@ def _llama_class(llama_cpp: ModuleType) -> type:
 
 
 @contextlib.contextmanager
-def _model_params(llama_cpp: ModuleType, extra_buffers: bool):
+def model_params(llama_cpp: ModuleType, extra_buffers: bool):
     """Sets llama.cpp's `use_extra_bufts` (weight repacking, AMX) while a model loads: llama-cpp-python has
     no argument for it. Off by default, because its AMX kernels crash (SIGSEGV in `ldtilecfg`) on VMs
     whose CPU flags advertise AMX, as on these machines; the plain CPU kernels lose little on a 270M model.
@@ -147,7 +147,7 @@ def load_model(path: str | os.PathLike, options: dict):
         if key not in _MODELS:
             llama_cpp = import_llama_cpp()
             try:
-                with _model_params(llama_cpp, bool(options["extra_buffers"])):
+                with model_params(llama_cpp, bool(options["extra_buffers"])):
                     model = _llama_class(llama_cpp)(
                         model_path=str(path),
                         n_ctx=options["n_ctx"],
