@@ -38,12 +38,11 @@ from pathlib import Path
 from glan.config import load_config, stage_settings
 from glan.llm.prefix import OPENAI, VLLM, Seen, cached
 from glan.prompts import Template
-from glan.stages import STAGES
+from glan.stages import GLAN_STAGES, STAGES
 from glan.taxonomy import leaves, load_taxonomy, select, spread
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE = "d460442"  # the last commit with the templates as they were before the reorder
-STAGE_NAMES = ("subjects", "syllabus", "questions", "answers")
 PIECES = re.compile(r"'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+(?!\S)|\s+")
 WORDS = (
     "analysis theory model method system process structure function energy field wave signal data "
@@ -168,7 +167,7 @@ def measure(conversations: list[list[dict]], encode: Callable[[str], list]) -> d
 
 
 def before_prompts(revision: str, folder: Path) -> Path:
-    for stage in STAGE_NAMES:
+    for stage in GLAN_STAGES:
         text = subprocess.run(
             ["git", "show", f"{revision}:prompts/{stage}.yaml"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout
@@ -198,11 +197,11 @@ def main() -> None:
     results: dict[str, dict[str, dict]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for layout, prompts in (("before", before_prompts(args.before, Path(folder))), ("after", ROOT / "prompts")):
-            planned: dict[str, list] = {stage: [] for stage in STAGE_NAMES}
+            planned: dict[str, list] = {stage: [] for stage in GLAN_STAGES}
             for node in nodes:
                 for stage, conversations in requests(node, config, prompts, args.subjects).items():
                     planned[stage] += conversations
-            results[layout] = {stage: measure(planned[stage], encode) for stage in STAGE_NAMES}
+            results[layout] = {stage: measure(planned[stage], encode) for stage in GLAN_STAGES}
     print()
     print(report(results))
 

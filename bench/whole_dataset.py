@@ -123,7 +123,8 @@ def write_built_tree(workspace: Workspace, taxonomy: dict, per_node: int) -> lis
             log = root / "logs" / node
             log.mkdir(parents=True, exist_ok=True)
             for stage in ("subjects", "syllabus", "questions", "answers"):
-                (log / f"{stage}.log").write_text(f"{stage}: planned=1 cached=0 sent=1 retried=0 rejected_replies=0\n")
+                (log / f"{stage}.log").write_text(f"{stage}: planned=1 cached=0 sent=1\n")
+                (log / f"{stage}.counts.json").write_text(f'{{"stage": "{stage}", "planned": 1, "sent": 1}}\n')
     return nodes
 
 

@@ -315,16 +315,16 @@ def _check_subjects(items, label: str, source: str, line: int) -> list[dict]:
 
 def _check_stages(value, label: str, source: str, line: int) -> dict:
     """`stages: {<stage>: {<count key>: n, sampling: {...}, llm: {model: ...}}}`, checked key by key."""
-    from glan.stages import STAGES  # not at import: the stages import this module
+    from glan.stages import GLAN_STAGES, STAGES  # not at import: the stages import this module
 
     where = f"{source}:{getattr(value, 'line', line)}: node {label!r}"
     if not isinstance(value, dict):
-        raise TaxonomyError(f"{where}: `stages` must be a mapping of stage names ({', '.join(STAGES)})")
+        raise TaxonomyError(f"{where}: `stages` must be a mapping of stage names ({', '.join(GLAN_STAGES)})")
     checked: dict[str, dict] = {}
     for stage, override in value.items():
         at = f"{source}:{getattr(override, 'line', getattr(value, 'line', line))}: node {label!r}"
-        if stage not in STAGES:
-            raise TaxonomyError(f"{where}: `stages` has unknown stage {stage!r}; stages: {list(STAGES)}")
+        if stage not in GLAN_STAGES:
+            raise TaxonomyError(f"{where}: `stages` has unknown stage {stage!r}; stages: {list(GLAN_STAGES)}")
         if not isinstance(override, dict) or not override:
             raise TaxonomyError(f"{where}: `stages.{stage}` must be a mapping of settings to override")
         allowed = {**{k: COUNT_CHECKS[k] for k in STAGES[stage].node_settings}, "sampling": None, "llm": None}

@@ -7,6 +7,7 @@ rule answers:
         rejects=node_file(STAGES["answers"].rejects),
     log:
         "logs/{node}/answers.log",
+        counts="logs/{node}/answers.counts.json",
     benchmark:
         "benchmarks/{node}/answers.tsv"
     conda:

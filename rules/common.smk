@@ -2,6 +2,8 @@ import os
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from snakemake.logging import logger
+
 from glan.config import stage_llm, stage_settings
 from glan.llm.backends.local import LocalBackendError, check_local_backend
 from glan.llm.cache import CacheLayoutError, prepare_cache
@@ -95,7 +97,8 @@ onstart:
             raise WorkflowError(str(error))
     jobs = stage_jobs()
     try:
-        preflight_run(config, jobs)
+        for warning in preflight_run(config, jobs):
+            logger.warning(f"preflight: {warning}")
     except PreflightFailed as error:
         raise WorkflowError(
             f"preflight: {error}\n(skip it with --config llm.preflight=false)"

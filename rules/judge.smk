@@ -20,6 +20,7 @@ rule judge:
         rejects=node_file(STAGES["judge"].rejects),
     log:
         "logs/{node}/judge.log",
+        counts="logs/{node}/judge.counts.json",
     benchmark:
         "benchmarks/{node}/judge.tsv"
     conda:

@@ -7,6 +7,7 @@ rule questions:
         rejects=node_file(STAGES["questions"].rejects),
     log:
         "logs/{node}/questions.log",
+        counts="logs/{node}/questions.counts.json",
     benchmark:
         "benchmarks/{node}/questions.tsv"
     conda:

@@ -29,8 +29,10 @@ rule plots:
         accounting="results/report/accounting.json",
         # the judge filter's scores and removals, with the judge on
         judge=rules.judge_filter.output.report if JUDGE else [],
-        # each stage job's log ends with its send counters (planned, cached, sent, rejected): the cache hit rate
-        logs=expand("logs/{node}/{stage}.log", node=NODES, stage=active(config)),
+        # each stage job's counts (planned, cached, sent, rejected, ...): the cache hit rate
+        counts=expand(
+            "logs/{node}/{stage}.counts.json", node=NODES, stage=active(config)
+        ),
     output:
         stats="results/report/stats.json",
         summary=report(

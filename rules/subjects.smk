@@ -7,6 +7,7 @@ rule subjects:
         rejects=node_file(STAGES["subjects"].rejects),
     log:
         "logs/{node}/subjects.log",
+        counts="logs/{node}/subjects.counts.json",
     benchmark:
         "benchmarks/{node}/subjects.tsv"
     conda:

@@ -7,6 +7,7 @@ rule syllabus:
         rejects=node_file(STAGES["syllabus"].rejects),
     log:
         "logs/{node}/syllabus.log",
+        counts="logs/{node}/syllabus.counts.json",
     benchmark:
         "benchmarks/{node}/syllabus.tsv"
     conda:

@@ -28,7 +28,7 @@ summary = summarise(
     duplicates=iter_jsonl(inputs.duplicates),
     contamination=read_json(inputs.contamination),
     accounting=read_json(inputs.accounting),
-    run=run_stats(list(inputs.logs)),
+    run=run_stats(list(inputs.counts)),
     judge=read_json(inputs.judge) if inputs.judge else None,
 )
 write_json(outputs.stats, summary)

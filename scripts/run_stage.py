@@ -17,6 +17,7 @@ job = StageJob(
     llm={**stage_llm(snakemake.config, snakemake.rule), "slots": snakemake.resources.llm_slots},
     cache_dir=snakemake.config["cache_dir"],
     log=snakemake.log[0],
+    counts=snakemake.log.counts,
     prices=snakemake.config["prices"],
     progress_interval=snakemake.config["progress"]["interval"],
 )

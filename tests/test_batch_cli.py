@@ -22,7 +22,7 @@ from helpers import (
     stage_counts,
 )
 
-from glan.stages import STAGES
+from glan.stages import GLAN_STAGES
 
 RESULTS_SUMMARY = "{stored} stored, {rejected} rejected as invalid (the next export or build asks them again), "
 
@@ -76,7 +76,7 @@ def test_export_answer_import_through_the_four_stages_then_the_build_sends_nothi
     dataset, online_requests = online_build
     exported: list[dict] = []
     known = 0
-    for stage in STAGES:
+    for stage in GLAN_STAGES:
         lines, output = export(workflow)
         bodies = [line["body"] for line in lines]
         # Each export holds exactly the stage whose upstream replies are all cached now.
@@ -225,8 +225,8 @@ def test_the_plan_prices_the_remaining_requests_online_and_in_batch(workflow):
         assert total["batch_cost"] == pytest.approx(total["cost"] / 2)
     assert totals["answers"]["batch_cost"] == 0.0 and totals["answers"]["cost"] > 0
     assert document["batch_unpriced"] == ["fake-answers"] and document["unpriced"] == []
-    assert document["batch_cost"] == pytest.approx(sum(totals[s]["batch_cost"] for s in STAGES))
-    assert document["cost"] == pytest.approx(sum(totals[s]["cost"] for s in STAGES))
+    assert document["batch_cost"] == pytest.approx(sum(totals[s]["batch_cost"] for s in GLAN_STAGES))
+    assert document["cost"] == pytest.approx(sum(totals[s]["cost"] for s in GLAN_STAGES))
     text = glan(workflow, "plan")
     assert (
         f"estimated cost {document['cost']:.4f} online, {document['batch_cost']:.4f} in batch; leaves out models "

@@ -17,9 +17,10 @@ from helpers import DEFAULTS
 from glan.llm.backends.openai_compat import chat_body
 from glan.llm.batch import BYTES_PER_TOKEN, input_line
 from glan.llm.limits import job_share
+from glan.llm.meter import Tally
 from glan.llm.request import Request
 from glan.llm.retry import EndpointError
-from glan.llm.send import Sender, SendStats
+from glan.llm.send import Sender
 
 REQUESTS = [Request(model="fake-model", messages=[{"role": "user", "content": f"question {i}"}]) for i in range(10)]
 
@@ -31,7 +32,7 @@ def batch_settings(**batch) -> dict:
     }
 
 
-def send_in_batch(server: FakeLLM, tmp_path, monkeypatch, during=None, **batch) -> SendStats:
+def send_in_batch(server: FakeLLM, tmp_path, monkeypatch, during=None, **batch) -> Tally:
     """Send REQUESTS in batch mode; `during(server)` runs beside it, to change the server's knobs mid-way."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")

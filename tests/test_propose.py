@@ -10,8 +10,8 @@ import pytest
 import glan.curate.propose as propose_module
 from glan.curate.propose import propose, render
 from glan.llm.lookup import Outcome
+from glan.llm.meter import Tally
 from glan.llm.request import Reply
-from glan.llm.send import SendStats
 from glan.prompts import PromptError, Template
 from glan.taxonomy import TaxonomyError, parse_taxonomy
 
@@ -54,7 +54,7 @@ def answering(replies: list[list[dict]], seen: list):
             outcomes.append(
                 Outcome(request=request, key="k", reply=Reply(text=text) if text else None, error=None if text else "x")
             )
-        return outcomes, SendStats(planned=len(requests), sent=len(requests))
+        return outcomes, Tally(planned=len(requests), sent=len(requests))
 
     return send
 

@@ -16,11 +16,12 @@ import pytest
 from helpers import FIRST_BUILD_TOTAL
 from records import PATHS, accounted, make_record
 
-from glan.dataset.accounting import price_of, read_summary, run_stats
+from glan.dataset.accounting import price_of, run_stats
 from glan.dataset.facts import reported
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import median, summarise
 from glan.dataset.report.plots import MANY_DISCIPLINES, plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
+from glan.io import read_json, write_json
 from glan.llm.cache import Entry, open_cache
 from glan.llm.request import Reply
 
@@ -144,24 +145,17 @@ def test_accounting_reports_replies_missing_from_the_cache(tmp_path):
     assert result["missing_from_cache"]["answers"] == 1 and result["by_stage"]["answers"]["requests"] == 0
 
 
-def test_run_stats_read_the_last_summary_line_of_each_stage_log(tmp_path):
-    first = tmp_path / "a.log"
-    first.write_text(
-        "2026-01-01 00:00:00,000 INFO HTTP Request: POST http://127.0.0.1/v1/chat/completions\n"
-        "2026-01-01 00:00:01,000 INFO answers: planned=8 cached=0 sent=8 rejected_replies=1 failed=0\n"
-        "2026-01-01 00:00:02,000 INFO answers: planned=8 cached=6 sent=2 retried=1 rejected_replies=1 failed=1\n"
-    )
-    second = tmp_path / "b.log"
-    second.write_text("2026-01-01 00:00:00,000 INFO answers: planned=4 cached=4 sent=0 rejected_replies=0 failed=0\n")
-    empty = tmp_path / "c.log"
-    empty.write_text("2026-01-01 00:00:00,000 INFO subjects: nothing to count here\n")
-    assert read_summary(empty) is None
+def test_run_stats_sum_the_counts_files_of_the_latest_run_of_each_job(tmp_path):
+    first, second = tmp_path / "a.counts.json", tmp_path / "b.counts.json"
+    write_json(first, {"stage": "answers", "planned": 8, "cached": 6, "sent": 2, "retries": 1, "rejected": 1})
+    write_json(first, {**read_json(first), "failed": 1})
+    write_json(second, {"stage": "answers", "planned": 4, "cached": 4, "sent": 0, "rejected": 0, "failed": 0})
 
-    stats = run_stats([first, second, empty, tmp_path / "missing.log"])
+    stats = run_stats([first, second, tmp_path / "missing.counts.json"])
 
     answers = stats["by_stage"]["answers"]
-    assert (answers["jobs"], answers["cached"], answers["sent"], answers["failed"], answers["retried"]) == (
-        2,
+    assert (answers["planned"], answers["cached"], answers["sent"], answers["failed"], answers["retries"]) == (
+        12,
         10,
         2,
         1,
@@ -370,8 +364,8 @@ def test_a_cost_without_prices_says_which_models_have_none_or_that_none_cost_any
 
 def test_removed_shows_the_funnel_the_reasons_and_the_rejected_replies_per_stage(tmp_path):
     summary = sample()
-    summary["run"]["by_stage"]["questions"] = {"rejected_replies": 2}
-    summary["run"]["by_stage"]["answers"] = {"rejected_replies": 3, "failed": 1}
+    summary["run"]["by_stage"]["questions"] = {"rejected": 2}
+    summary["run"]["by_stage"]["answers"] = {"rejected": 3, "failed": 1}
     funnel, reasons, rejected = plot_removed(summary, tmp_path / "removed.png").axes
     assert is_png(tmp_path / "removed.png")
 

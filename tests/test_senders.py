@@ -88,13 +88,14 @@ def test_a_budget_shared_by_two_processes_is_spent_once():
     def sender(index: int) -> None:
         async def one(number: int) -> None:
             request = Request("m", [{"role": "user", "content": f"{index}-{number}"}], {"max_tokens": 1})
+            job = meter.job_started("answers", [request])
             try:
-                reservation = await meter.admit("answers", request, "online")
+                reservation = await meter.admit(job, request, "online")
             except OverBudget:
                 refused[index] += 1
                 return
             await asyncio.sleep(0.002)
-            meter.settle("answers", request, reservation, Entry(Reply("{}", usage={"completion_tokens": 1})))
+            meter.settle(job, request, reservation, Entry(Reply("{}", usage={"completion_tokens": 1})))
             sent[index] += 1
 
         async def requests() -> None:

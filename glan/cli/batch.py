@@ -30,7 +30,7 @@ from glan.io import write_bytes_atomic
 from glan.llm.backends.openai_compat import chat_body
 from glan.llm.batch import FileLimits, input_line, store_line
 from glan.llm.cache import Entry, open_cache, prepare_cache
-from glan.stages import OPTIONAL_NAMES, STAGES, active
+from glan.stages import STAGES, active
 
 from .plan import Missing, Walk, walk
 
@@ -202,7 +202,7 @@ def _read(imported: Imported, where: str, raw: bytes, seen: dict[str, str]) -> d
 
 def import_report(imported: Imported, results: list[str]) -> list[str]:
     lines = list(imported.messages)
-    stages = [s for s in (*STAGES, *OPTIONAL_NAMES) if imported.stored[s] or imported.rejected[s]]
+    stages = [s for s in STAGES if imported.stored[s] or imported.rejected[s]]
     lines += [f"{s}: {imported.stored[s]} stored, {imported.rejected[s]} rejected as invalid" for s in stages]
     lines.append(
         f"{' '.join(results)}: {imported.stored.total()} stored, {imported.rejected.total()} rejected as invalid "

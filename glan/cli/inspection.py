@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from glan.io import read_json
-from glan.stages import STAGES
+from glan.stages import GLAN_STAGES, STAGES
 from glan.taxonomy import Node, iter_nodes, leaves
 
 COLUMNS = ("subjects", "sessions", "questions", "answers")
@@ -14,7 +14,7 @@ COLUMNS = ("subjects", "sessions", "questions", "answers")
 
 def built_counts(folder: Path) -> dict[str, int] | None:
     """Counts from one discipline's artifacts; None when nothing is built yet."""
-    subjects, syllabus, questions, answers = (folder / stage.output for stage in STAGES.values())
+    subjects, syllabus, questions, answers = (folder / STAGES[name].output for name in GLAN_STAGES)
     if not subjects.exists():
         return None
     counts = {"subjects": len(read_json(subjects)["subjects"])}

@@ -19,26 +19,24 @@ the rest of the prompt at the input price; a model without a cached price pays i
 `saved_by_cache` is what the cached tokens would have cost at the input price minus what they cost.
 Reasoning tokens are part of the completion tokens (providers bill them as output) and counted apart too.
 
-The cache hit rate comes from the stage logs: each stage job logs one line such as
-`answers: planned=8 cached=8 sent=0 ...`; the latest line of every log is summed per stage. So it
-describes the latest run of every job, which after an incremental build mixes old and new jobs.
+The cache hit rate comes from the stage jobs' counts files (`logs/<node>/<stage>.counts.json`, the counts
+`glan status` shows, written by each job): summed per stage, they describe the latest run of every job,
+which after an incremental build mixes old and new jobs.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from glan.io import digest
+from glan.io import digest, read_json
 from glan.llm.cache import ReplyReader
-from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
+from glan.stages import GLAN_STAGES, STAGES
 
 # An optional stage (the judge) has its bucket only where its replies are in the dataset or its jobs ran:
 # a build without it reports GLAN's four stages, as before.
-STAGES = (*STAGE_NAMES, *OPTIONAL_NAMES)
 
 COUNTERS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
 # How a reply was sent (`Entry.via`) -> the price table's input, output and cached-input price of that way.
@@ -149,10 +147,10 @@ def account(usages: Iterable[dict], prices: dict) -> dict:
     count = 0
     seen: set[str] = set()
     totals = _empty()
-    by_stage = {stage: _empty() for stage in STAGE_NAMES}
+    by_stage = {stage: _empty() for stage in GLAN_STAGES}
     by_model: dict[str, dict] = {}
     by_node: dict[str, dict] = {}
-    missing: dict[str, int] = dict.fromkeys(STAGE_NAMES, 0)
+    missing: dict[str, int] = dict.fromkeys(GLAN_STAGES, 0)
     unpriced: set[str] = set()
     for usage in usages:
         count += usage["records"]
@@ -214,39 +212,22 @@ def account(usages: Iterable[dict], prices: dict) -> dict:
     }
 
 
-SUMMARY = re.compile(r"\b(\w+): ((?:\w+=\d+\s*)+)$")
-PAIR = re.compile(r"(\w+)=(\d+)")
-
-
-def read_summary(path: str | Path) -> tuple[str, dict[str, int]] | None:
-    """The last `stage: key=value ...` line of a stage log, parsed; None if the job logged none."""
-    found = None
-    for line in Path(path).read_text(errors="replace").splitlines():
-        match = SUMMARY.search(line)
-        if match and match.group(1) in STAGES:
-            found = (match.group(1), {k: int(v) for k, v in PAIR.findall(match.group(2))})
-    return found
-
-
-def run_stats(log_paths: list[str | Path]) -> dict:
-    """Send counters summed per stage over the latest run of every job, with the cache hit rate."""
-    by_stage: dict[str, dict[str, Any]] = {stage: {"jobs": 0} for stage in STAGE_NAMES}
-    for path in log_paths:
+def run_stats(counts_paths: list[str | Path]) -> dict:
+    """The stage jobs' counts (their counts files, glan.llm.meter.Tally) summed per stage over the latest run
+    of every job, with the cache hit rate: the share of the planned requests the cache answered."""
+    by_stage: dict[str, dict[str, Any]] = {stage: {"jobs": 0} for stage in GLAN_STAGES}
+    for path in counts_paths:
         if not Path(path).exists():
             continue
-        summary = read_summary(path)
-        if summary is None:
-            continue
-        stage, counters = summary
-        bucket = by_stage.setdefault(stage, {"jobs": 0})
-        bucket["jobs"] += 1
-        for key, value in counters.items():
+        counts = read_json(path)
+        bucket = by_stage.setdefault(counts.pop("stage"), {"jobs": 0})
+        for key, value in counts.items():
             bucket[key] = bucket.get(key, 0) + value
     totals: dict[str, Any] = {}
     for bucket in by_stage.values():
         for key, value in bucket.items():
             totals[key] = totals.get(key, 0) + value
     for bucket in (*by_stage.values(), totals):
-        looked_up = bucket.get("cached", 0) + bucket.get("sent", 0)
-        bucket["hit_rate"] = round(bucket.get("cached", 0) / looked_up, 4) if looked_up else None
+        planned = bucket.get("planned", 0)
+        bucket["hit_rate"] = round(bucket.get("cached", 0) / planned, 4) if planned else None
     return {"by_stage": by_stage, "totals": totals}

@@ -25,7 +25,7 @@ import yaml
 
 from glan.dataset.facts import Composition, Node, copy_lines, record_table
 from glan.io import link_atomic, open_atomic, write_bytes_atomic
-from glan.stages import STAGE_NAMES as STAGES
+from glan.stages import GLAN_STAGES
 
 SPLITS = ("train", "test")
 BATCH_ROWS = 10_000  # records per Parquet row group: what the export holds in memory per split
@@ -80,13 +80,13 @@ class Tally:
 
     def __init__(self):
         self.paths: dict[str, Counter] = {name: Counter() for name in SPLITS}
-        self.models: dict[str, set[str]] = {stage: set() for stage in STAGES}
+        self.models: dict[str, set[str]] = {stage: set() for stage in GLAN_STAGES}
 
     def add(self, name: str, node: Node, rows: np.ndarray) -> None:
         paths, models = node.columns["path"], node.columns["models"]
         for row in rows.tolist():
             self.paths[name][tuple(paths[row])] += 1
-            for stage in STAGES:
+            for stage in GLAN_STAGES:
                 self.models[stage].add(models[row][stage])
 
     def count(self, name: str) -> int:

@@ -28,6 +28,7 @@ from glan.llm.cache import Entry
 from glan.llm.request import Request
 
 CHARS_PER_TOKEN = 4
+SUMMARY = ("planned", "cached", "sent", "retries", "rejected", "failed", "refused")
 TOTAL = "llm.budget"
 
 
@@ -56,6 +57,10 @@ class Tally:
     unpriced: int = 0
     jobs: int = 0
 
+    def summary(self) -> str:
+        """The job's counts as its log's last line says them, for a person (accounting reads the counts file)."""
+        return " ".join(f"{name}={getattr(self, name)}" for name in SUMMARY)
+
     def add(self, other: Tally) -> None:
         for item in fields(self):
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
@@ -66,6 +71,20 @@ class Tally:
     @classmethod
     def of(cls, document: dict) -> Tally:
         return cls(**{item.name: document.get(item.name, 0) for item in fields(cls)})
+
+
+class JobCounts:
+    """One job's events, each counted once: it adds to the job's own tally (the job's summary, written
+    to its counts file) and to its process's meter (the progress line and `glan status`) together."""
+
+    def __init__(self, meter: Meter, stage: str, planned: int):
+        self.meter, self.stage = meter, stage
+        self.tally = Tally(planned=planned)
+
+    def add(self, model: str, **events: float) -> None:
+        for tally in (self.tally, self.meter.tally(self.stage, model)):
+            for name, amount in events.items():
+                setattr(tally, name, getattr(tally, name) + amount)
 
 
 @dataclass
@@ -129,7 +148,7 @@ class Meter:
         self.changes += 1
         return found
 
-    def job_started(self, stage: str, requests: list[Request]) -> None:
+    def job_started(self, stage: str, requests: list[Request]) -> JobCounts:
         """A job's requests are planned; the job counts under its first model (a job with none is not
         counted: it neither sends nor tells the projection anything)."""
         by_model: dict[str, int] = {}
@@ -137,8 +156,10 @@ class Meter:
             by_model[request.model] = by_model.get(request.model, 0) + 1
         for model, count in by_model.items():
             self.tally(stage, model).planned += count
+        job = JobCounts(self, stage, len(requests))
         if requests:
-            self.tally(stage, requests[0].model).jobs += 1
+            job.add(requests[0].model, jobs=1)
+        return job
 
     def spent(self, scope: str) -> float:
         return sum(t.cost for (stage, _), t in self.tallies.items() if scope in (TOTAL, stage))
@@ -152,17 +173,18 @@ class Meter:
         usage = {"prompt_tokens": prompt, "completion_tokens": request.params.get("max_tokens", 0)}
         return price_of(request.model, usage, self.prices, via) or 0.0
 
-    async def admit(self, stage: str, request: Request, via: str) -> float:
+    async def admit(self, job: JobCounts, request: Request, via: str) -> float:
         """Reserve the request's expected cost, or raise OverBudget. Returns the reservation.
 
         Where only the reservations of requests in flight leave no room, wait for them to come back: they
         may cost less than reserved. Refuse once the spend alone has reached the budget."""
-        while (reservation := self._reserve(stage, request, via)) is None:
+        while (reservation := self._reserve(job, request, via)) is None:
             await self._come_back()
         return reservation
 
-    def _reserve(self, stage: str, request: Request, via: str) -> float | None:
+    def _reserve(self, job: JobCounts, request: Request, via: str) -> float | None:
         """The reservation made, or None while requests in flight fill the budget."""
+        stage = job.stage
         scopes = self.budget.scopes(stage)
         refused = [scope for scope in scopes if scope in self.stopped]
         expected = self.expected_cost(stage, request, via) if scopes else 0.0
@@ -173,43 +195,42 @@ class Meter:
             return None
         if over:
             self.stopped.update({scope: self.stop_message(scope) for scope in over if scope not in self.stopped})
-            self.tally(stage, request.model).refused += 1
+            job.add(request.model, refused=1)
             raise OverBudget(self.stop_message(over[0]))
         for scope in scopes:
             self.reserved[scope] = self.reserved.get(scope, 0.0) + expected
             self.flying[scope] = self.flying.get(scope, 0) + 1
-        self.tally(stage, request.model).in_flight += 1
+        job.add(request.model, in_flight=1)
         return expected
 
     async def _come_back(self) -> None:
         """Until a request in flight comes back."""
         await self._settled.wait()
 
-    def settle(self, stage: str, request: Request, reservation: float, entry: Entry | None) -> None:
+    def settle(self, job: JobCounts, request: Request, reservation: float, entry: Entry | None) -> None:
         """The request is back: stored as `entry`, or None when it never got a reply (cancelled, failed)."""
-        scopes = self.budget.scopes(stage)
+        scopes = self.budget.scopes(job.stage)
         for scope in scopes:
             self.reserved[scope] -= reservation
             self.flying[scope] -= 1
         if scopes:  # only requests under a budget wait in admit
             self._settled.set()
             self._settled = asyncio.Event()
-        tally = self.tally(stage, request.model)
-        tally.in_flight -= 1
+        job.add(request.model, in_flight=-1)
         if entry is None:
             return
         self.last_sent = time.time()
         self.first_sent = self.first_sent or self.last_sent
-        tally.sent += 1
         usage = entry.reply.usage or {}
-        tally.prompt_tokens += usage.get("prompt_tokens", 0)
-        tally.cached_tokens += cached_tokens(usage)
-        tally.completion_tokens += usage.get("completion_tokens", 0)
         cost = price_of(request.model, usage, self.prices, entry.via)
-        if cost is None:
-            tally.unpriced += 1
-        else:
-            tally.cost += cost
+        job.add(
+            request.model,
+            sent=1,
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            cached_tokens=cached_tokens(usage),
+            completion_tokens=usage.get("completion_tokens", 0),
+            **({"unpriced": 1} if cost is None else {"cost": cost}),
+        )
 
     def stop_message(self, scope: str) -> str:
         limit = self.budget.limits[scope]

@@ -12,36 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 
 from glan.llm.backends import Backend, connection, make_backend
 from glan.llm.batch import Batcher
 from glan.llm.cache import Entry, ReplyCache, open_cache
 from glan.llm.limits import Slots, job_share
 from glan.llm.lookup import Outcome, lookup
-from glan.llm.meter import Meter, OverBudget
+from glan.llm.meter import Meter, OverBudget, Tally
 from glan.llm.request import Reply, Request, canonical_json
 from glan.llm.retry import EndpointError, RetryPolicy, TransientError
 from glan.llm.validate import reply_error
 
 LOG = logging.getLogger("glan")
 LOOKUP_BATCH = 64
-
-
-@dataclass
-class SendStats:
-    planned: int = 0
-    cached: int = 0
-    sent: int = 0
-    retried: int = 0
-    rejected_replies: int = 0
-    failed: int = 0
-
-    def summary(self) -> str:
-        return (
-            f"planned={self.planned} cached={self.cached} sent={self.sent} retried={self.retried} "
-            f"rejected_replies={self.rejected_replies} failed={self.failed}"
-        )
 
 
 def estimated_tokens(request: Request) -> int:
@@ -60,15 +43,15 @@ async def send_all(
     batcher: Batcher | None = None,
     meter: Meter | None = None,
     stage: str = "",
-) -> tuple[list[Outcome], SendStats]:
+) -> tuple[list[Outcome], Tally]:
     """Online, each miss is asked at once under the limiter; in batch mode (`batcher`) it waits for a
     batch. Either way what comes back is the entry the cache now holds for the attempt.
 
-    Every step is counted on the process's `meter` too, under `stage`; a request the budget refuses is
-    not sent, the job's other requests go on (those in flight are paid for), and then OverBudget is raised."""
-    stats = SendStats(planned=len(requests))
+    Every step is counted once, for the job (the tally returned) and on the process's `meter` under
+    `stage` alike (glan.llm.meter.JobCounts); a request the budget refuses is not sent, the job's other
+    requests go on (those in flight are paid for), and then OverBudget is raised."""
     meter = meter or Meter()
-    meter.job_started(stage, requests)
+    job = meter.job_started(stage, requests)
     refusals: list[OverBudget] = []
 
     async def ask(request: Request) -> Reply:
@@ -82,8 +65,7 @@ async def send_all(
             except TransientError as error:
                 limiter.release(error.rate_limited, error.retry_after)
                 wait = retry.wait(attempt, error, time.monotonic() - started)
-                stats.retried += 1
-                meter.tally(stage, request.model).retries += 1
+                job.add(request.model, retries=1)
                 log.info("retrying after %s", error)
                 await asyncio.sleep(wait)
                 attempt += 1
@@ -100,44 +82,38 @@ async def send_all(
         return cache.put(key, Entry(reply=reply, error=reply_error(request, reply)))
 
     async def answer(request: Request, key: str) -> Entry:
-        reservation = await meter.admit(stage, request, "online" if batcher is None else "batch")
+        reservation = await meter.admit(job, request, "online" if batcher is None else "batch")
         try:
             entry = await (online(request, key) if batcher is None else batcher.answer(request, key, log))
         except BaseException:
-            meter.settle(stage, request, reservation, None)
+            meter.settle(job, request, reservation, None)
             raise
-        meter.settle(stage, request, reservation, entry)
+        meter.settle(job, request, reservation, entry)
         return entry
 
     def resolved(outcome: Outcome, cached: bool = False) -> Outcome:
-        tally = meter.tally(stage, outcome.request.model)
-        tally.done += 1
-        tally.cached += cached
-        tally.failed += not outcome.valid
+        """A request is done: `cached` when the cache answered it with nothing sent."""
+        job.add(outcome.request.model, done=1, cached=int(cached), failed=int(not outcome.valid))
         return outcome
 
     async def one(request: Request) -> Outcome:
         start = 0
         while True:
             found = lookup(request, backend.identity, cache, max_attempts, start)
-            stats.cached += found.cached
-            stats.rejected_replies += found.rejected
+            if found.rejected:  # rejected replies the cache held: counted as on the build that paid for them
+                job.add(request.model, rejected=found.rejected)
             if found.outcome is not None:
-                stats.failed += not found.outcome.valid
                 return resolved(found.outcome, cached=start == 0)
             try:
                 entry = await answer(found.pending, found.key)
             except OverBudget as refusal:
                 refusals.append(refusal)
                 return Outcome(found.pending, found.key, None, str(refusal))
-            stats.sent += 1
             if entry.valid:
                 return resolved(Outcome(found.pending, found.key, entry.reply))
-            stats.rejected_replies += 1
-            meter.tally(stage, request.model).rejected += 1
+            job.add(request.model, rejected=1)
             start = found.pending.attempt + 1
             if start == max_attempts:
-                stats.failed += 1
                 return resolved(Outcome(found.pending, found.key, None, entry.error))
 
     # A request's first step (key and cache lookup) runs without a pause: started all at once, a
@@ -157,7 +133,7 @@ async def send_all(
         raise
     if refusals:
         raise refusals[0]
-    return list(outcomes), stats
+    return list(outcomes), job.tally
 
 
 class Sender:
@@ -196,7 +172,7 @@ class Sender:
 
     async def send(
         self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG, stage: str = ""
-    ) -> tuple[list[Outcome], SendStats]:
+    ) -> tuple[list[Outcome], Tally]:
         backend = self.backend(settings)
         return await send_all(
             requests,
@@ -225,7 +201,7 @@ class Sender:
 
 def send(
     requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG
-) -> tuple[list[Outcome], SendStats]:
+) -> tuple[list[Outcome], Tally]:
     """Resolve every request to a reply through the cache, in this process and within its own limits."""
 
     async def run():

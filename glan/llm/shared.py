@@ -21,7 +21,7 @@ from typing import Any
 
 from glan.llm.cache import Entry
 from glan.llm.limits import Limiter, TokenBucket
-from glan.llm.meter import Budget, Meter
+from glan.llm.meter import Budget, JobCounts, Meter
 from glan.llm.request import Request
 
 FORK = multiprocessing.get_context("fork")
@@ -212,18 +212,18 @@ class SharedMeter(Meter):
     def spent(self, scope: str) -> float:
         return self._spent[scope]
 
-    def _reserve(self, stage: str, request: Request, via: str) -> float | None:
+    def _reserve(self, job: JobCounts, request: Request, via: str) -> float | None:
         with self._lock:
-            return super()._reserve(stage, request, via)
+            return super()._reserve(job, request, via)
 
     async def _come_back(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._settled.wait(), self.WAIT_SECONDS)
 
-    def settle(self, stage: str, request: Request, reservation: float, entry: Entry | None) -> None:
-        tally = self.tally(stage, request.model)
+    def settle(self, job: JobCounts, request: Request, reservation: float, entry: Entry | None) -> None:
+        tally = self.tally(job.stage, request.model)
         before = tally.cost
         with self._lock:
-            super().settle(stage, request, reservation, entry)
-            for scope in self.budget.scopes(stage):
+            super().settle(job, request, reservation, entry)
+            for scope in self.budget.scopes(job.stage):
                 self._spent[scope] += tally.cost - before

@@ -28,6 +28,7 @@ class StageJob:
     llm: dict
     cache_dir: str
     log: str | None = None
+    counts: str | None = None  # where the job's counts go (glan.llm.meter.Tally), for accounting
     prices: dict | None = None  # for the progress a job that sends in its own process reports
     progress_interval: float | None = None
 

@@ -58,10 +58,10 @@ def sends_now(config: dict, jobs: Iterable[ReadyJob]) -> bool:
     return False
 
 
-def preflight_run(config: dict, jobs: list[ReadyJob]) -> None:
-    """Check the run's endpoints once, unless turned off (llm.preflight) or nothing would be sent now."""
+def preflight_run(config: dict, jobs: list[ReadyJob]) -> list[str]:
+    """Check the run's endpoints once, unless turned off (llm.preflight) or nothing would be sent now: the
+    warnings of a run that goes on, or PreflightFailed."""
     if not config["llm"]["preflight"] or not sends_now(config, jobs):
-        return
+        return []
     checks = targets(config, sorted({job.stage for job in jobs}, key=list(STAGES).index))
-    if checks:
-        preflight(checks, config["llm"])
+    return preflight(checks, config["llm"]) if checks else []

@@ -17,7 +17,7 @@ from glan.logs import close_logger, job_logger, peak_rss_mib
 from glan.prompts import Template
 from glan.runtime.job import StageJob
 from glan.runtime.progress import job_part, report
-from glan.stages import STAGES
+from glan.stages import GLAN_STAGES, STAGES
 from glan.stages.contract import Answered, Planned, Resolved, Stage
 
 
@@ -36,8 +36,8 @@ def dump_artifact(name: str, artifact) -> bytes:
 
 def check_prompts(directory: str | Path = "prompts") -> None:
     """Fail at parse time, before any request, on a template that asks for a value its stage lacks."""
-    for stage in STAGES.values():
-        stage.check(Template(Path(directory) / f"{stage.name}.yaml"))
+    for name in GLAN_STAGES:
+        STAGES[name].check(Template(Path(directory) / f"{name}.yaml"))
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,10 @@ async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
     keep flowing while a job reads, plans or writes thousands of records."""
     plan = await asyncio.to_thread(JobPlan.load, job.stage, job.upstream, job.template, job.settings)
     log.info("%s: %d requests planned", job.stage, len(plan.planned))
-    outcomes, stats = await sender.send(plan.requests, job.llm, job.cache_dir, log, job.stage)
-    log.info("%s: %s", job.stage, stats.summary())
+    outcomes, counts = await sender.send(plan.requests, job.llm, job.cache_dir, log, job.stage)
+    log.info("%s: %s", job.stage, counts.summary())
+    if job.counts is not None:
+        await asyncio.to_thread(write_json, job.counts, {"stage": job.stage, **counts.as_dict()})
     log.info("%s: process peak RSS %d MiB", job.stage, peak_rss_mib())
     rejected = rejects(outcomes)
     for reject in rejected:

@@ -6,10 +6,8 @@ import html
 from pathlib import Path
 
 from glan.io import write_bytes_atomic
-from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
+from glan.stages import STAGES
 from glan.stages.judge import SCALE
-
-STAGES = (*STAGE_NAMES, *OPTIONAL_NAMES)  # an optional stage has a row where the accounting has it
 
 
 def _rows(header: list[str], rows: list[list]) -> str:
@@ -58,7 +56,7 @@ def summary_html(summary: dict, path: str | Path) -> None:
             run["by_stage"].get(stage, {}).get("sent", 0),
             run["by_stage"].get(stage, {}).get("cached", 0),
             _rate(run["by_stage"].get(stage, {}).get("hit_rate")),
-            run["by_stage"].get(stage, {}).get("rejected_replies", 0),
+            run["by_stage"].get(stage, {}).get("rejected", 0),
             run["by_stage"].get(stage, {}).get("failed", 0),
         ]
         for stage in STAGES

@@ -17,10 +17,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from glan.dataset.report.numbers import DIFFICULTIES, discipline_sizes, median
 from glan.io import write_bytes_atomic
-from glan.stages import OPTIONAL_NAMES, STAGE_NAMES
+from glan.stages import STAGES
 from glan.stages.judge import SCALE
-
-STAGES = (*STAGE_NAMES, *OPTIONAL_NAMES)  # an optional stage is drawn where the summary has it
 
 COLOURS = {"train": "#4C72B0", "test": "#DD8452", "prompt": "#8172B3", "completion": "#55A868"}
 MANY_DISCIPLINES = 40  # above this, disciplines are shown as a distribution rather than one bar each
@@ -260,7 +258,7 @@ def plot_removed(summary: dict, path: str | Path) -> Figure:
 
     run = summary["run"]["by_stage"]
     names = [s for s in STAGES if s in run]
-    rejected = [run[s].get("rejected_replies", 0) for s in names]
+    rejected = [run[s].get("rejected", 0) for s in names]
     failed = [run[s].get("failed", 0) for s in names]
     axes[2].bar(names, rejected, color="#C4AD66", label="rejected replies (re-asked)")
     axes[2].bar(names, failed, bottom=rejected, color="#C44E52", label="requests given up")
