@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import fields
 
+from fake_llm import FakeLLM
 from helpers import DEFAULTS
 
-from glan.fake_server import FakeLLM
 from glan.llm.backends.openai_compat import OpenAIBackend
 from glan.llm.cache import Entry, open_cache
 from glan.llm.limits import Limiter
