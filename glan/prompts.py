@@ -41,12 +41,20 @@ class Template:
     def placeholders(self) -> set[str]:
         return {name for text in self.parts.values() for name in PLACEHOLDER.findall(text)}
 
-    def check(self, allowed: set[str]) -> None:
-        """Fail before any request when the template asks for a value the stage does not provide."""
+    def check(self, allowed: set[str], required: frozenset[str] = frozenset()) -> None:
+        """Fail before any request when the template asks for a value the stage does not provide, or
+        leaves out one that tells its requests apart (without it, every request asks the same thing)."""
         unknown = self.placeholders - allowed
         if unknown:
             raise PromptError(
                 f"{self.path}: unknown placeholder(s) {sorted(unknown)}; this stage provides {sorted(allowed)}"
+            )
+        missing = sorted(required - self.placeholders)
+        if missing:
+            names = " or ".join(f"{{{{ {name} }}}}" for name in missing)
+            raise PromptError(
+                f"{self.path}: the template has no {names} placeholder, so no request would say which "
+                f"{' and '.join(missing)} it is for; add {names} to its `user` text"
             )
 
     def render(self, **values) -> list[dict]:

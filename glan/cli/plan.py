@@ -46,8 +46,7 @@ from glan.llm.cache import Entry, open_cache
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.prefix import Seen, cached
 from glan.llm.request import Request, canonical_json
-from glan.prompts import Template
-from glan.runtime.run import JobPlan
+from glan.runtime.run import JobPlan, checked_template
 from glan.stages import active
 from glan.stages.contract import customise
 from glan.taxonomy import leaves, load_taxonomy, select
@@ -181,7 +180,8 @@ class Planner:
         self.dir = Path(directory)
         self.config = config
         self.stages = active(config)  # GLAN's four, and the judge where it is on
-        self.templates = {stage: Template(self.dir / "prompts" / f"{stage}.yaml") for stage in self.stages}
+        # refused as a build refuses them, before any node is planned
+        self.templates = {name: checked_template(stage, self.dir / "prompts") for name, stage in self.stages.items()}
         self.identities = {stage: backend_identity(stage_llm(config, stage)) for stage in self.stages}
         self.cache = CacheView(self.dir / config["cache_dir"])
         self.seen_reply_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}

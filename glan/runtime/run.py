@@ -34,10 +34,18 @@ def dump_artifact(name: str, artifact) -> bytes:
     return (dump_jsonl if name.endswith(".jsonl") else dump_json)(artifact)
 
 
+def checked_template(stage: Stage, directory: str | Path = "prompts") -> Template:
+    """The stage's template in `directory`, refused if it asks for a value the stage lacks or leaves
+    out what tells its requests apart."""
+    template = Template(Path(directory) / f"{stage.name}.yaml")
+    stage.check(template)
+    return template
+
+
 def check_prompts(directory: str | Path = "prompts") -> None:
-    """Fail at parse time, before any request, on a template that asks for a value its stage lacks."""
+    """Fail at parse time, before any request, on a template its stage would refuse."""
     for name in GLAN_STAGES:
-        STAGES[name].check(Template(Path(directory) / f"{name}.yaml"))
+        checked_template(STAGES[name], directory)
 
 
 @dataclass(frozen=True)

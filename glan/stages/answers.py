@@ -57,6 +57,7 @@ STAGE = Stage(
     upstream="questions.jsonl",
     output="answers.jsonl",
     placeholders=frozenset({"question", "discipline", "subject", "level", "instructions"}),
+    required=frozenset({"question"}),
     node_settings=(),
     custom=node_custom,
     plan=plan,

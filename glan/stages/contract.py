@@ -85,12 +85,14 @@ class Answered:
 @dataclass(frozen=True)
 class Stage:
     """What a stage declares: its name, the artifacts it reads and writes (in results/nodes/<id>/),
-    the placeholders its template may use, and its three pure steps."""
+    the placeholders its template may use and those it must use (what each request is about), and its
+    three pure steps."""
 
     name: str
     upstream: str
     output: str
     placeholders: frozenset[str]
+    required: frozenset[str]  # a template without one sends requests that all ask the same thing
     node_settings: tuple[str, ...]  # the count keys a node may override in taxonomy.yaml (`stages.<name>`)
     custom: Callable[[Any], dict]  # the node's customisation, as the upstream artifact carries it
     plan: Callable[[Any, Resolved], list[Planned]]
@@ -102,7 +104,7 @@ class Stage:
         return f"{self.name}.rejects.jsonl"
 
     def check(self, template: Template) -> None:
-        template.check(set(self.placeholders))
+        template.check(set(self.placeholders), self.required)
 
     def resolve(self, source, settings: dict, template: Template) -> Resolved:
         """The node's settings and instructions for this stage, once per job."""

@@ -79,6 +79,7 @@ STAGE = Stage(
     placeholders=frozenset(
         {"question", "answer", "discipline", "subject", "level", "difficulty", "low", "high", "instructions"}
     ),
+    required=frozenset({"question", "answer"}),
     node_settings=(),
     custom=record_custom,
     plan=plan,

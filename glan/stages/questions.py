@@ -111,6 +111,7 @@ STAGE = Stage(
             "instructions",
         }
     ),
+    required=frozenset({"concepts"}),
     node_settings=("per_subject", "max_concepts", "single_session_share"),
     custom=lambda syllabus: syllabus["node"],
     plan=plan,

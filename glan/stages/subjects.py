@@ -56,6 +56,7 @@ STAGE = Stage(
     upstream="node.json",
     output="subjects.json",
     placeholders=frozenset({"discipline", "description", "path", "count", "instructions"}),
+    required=frozenset({"discipline"}),
     node_settings=("queries", "per_query", "subtopics"),
     custom=lambda node: node,
     plan=plan,

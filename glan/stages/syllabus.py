@@ -59,6 +59,7 @@ STAGE = Stage(
     upstream="subjects.json",
     output="syllabus.json",
     placeholders=frozenset({"discipline", "subject", "level", "subtopics", "sessions", "concepts", "instructions"}),
+    required=frozenset({"subject"}),
     node_settings=("sessions", "concepts_per_session"),
     custom=lambda subjects: subjects["node"],
     plan=plan,
