@@ -1,4 +1,6 @@
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
+
+from glan.config import ConfigError, check_run_config
 
 min_version("9.0")
 
@@ -6,7 +8,17 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "config/schema.yaml")
+# One line per mistake, naming the file that set the key (Snakemake's validate prints the whole schema),
+# after typing nested --config values (llm={preflight: false}) as the schema says.
+try:
+    check_run_config(
+        config,
+        workflow.config_settings.configfiles,
+        workflow.config_settings.config,
+        workflow.source_path("config/schema.yaml"),
+    )
+except ConfigError as error:
+    raise WorkflowError(str(error))
 
 
 report: "report/workflow.rst"

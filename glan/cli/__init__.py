@@ -64,6 +64,9 @@ def cmd_inspect(args) -> int:
     from glan.config import load_config
     from glan.taxonomy import iter_nodes, leaves, load_taxonomy, select
 
+    if args.depth is not None and args.depth < 1:
+        print(f"glan inspect: --depth {args.depth}: give 1 or more levels (1: the fields alone)", file=sys.stderr)
+        return 2
     directory = Path(args.directory)
     config = load_config(directory, args.configfile)
     taxonomy = Path(args.taxonomy) if args.taxonomy else directory / config["taxonomy"]
@@ -160,13 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from snakemake.exceptions import WorkflowError
 
+    from glan.config import ConfigError
     from glan.curate.review import ReviewError
     from glan.prompts import PromptError
     from glan.taxonomy import TaxonomyError
 
     try:
         return args.run(args)
-    except (TaxonomyError, PromptError, ReviewError, WorkflowError, OSError) as error:
+    except (ConfigError, TaxonomyError, PromptError, ReviewError, WorkflowError, OSError) as error:
         print(f"glan {args.command}: {error}", file=sys.stderr)
         return 1
 
