@@ -154,6 +154,28 @@ def test_import_names_every_line_it_cannot_use_and_an_invalid_reply_is_asked_aga
     assert f"results.jsonl: {RESULTS_SUMMARY.format(stored=0, rejected=0)}0 unusable, 1 already in the cache." in output
 
 
+def test_import_refuses_a_reply_another_model_made_unless_told_to_accept_it(workflow):
+    """A result's first write wins for good: one from another model would stay under this model's key. A dated
+    version of the asked name (what providers answer) is the same model."""
+    lines, _ = export(workflow)
+    dated, other = lines[:2]
+    reply = workflow.server.reply_to
+    by_dated, by_other = reply(dated["body"]), reply(other["body"])
+    by_dated["model"] = f"{dated['body']['model']}-2024-07-18"
+    by_other["model"] = "gpt-9"
+    write_results(
+        workflow, [output_line(1, dated["custom_id"], 200, by_dated), output_line(2, other["custom_id"], 200, by_other)]
+    )
+
+    output = glan(workflow, "batch", "import", "results.jsonl", code=1)
+    assert f"results.jsonl:2: {other['custom_id']}: made by the model 'gpt-9', not 'fake-model' as asked" in output
+    assert "--accept-model" in output and f"{RESULTS_SUMMARY.format(stored=1, rejected=0)}1 unusable." in output
+    assert other["custom_id"] in {line["custom_id"] for line in export(workflow)[0]}
+
+    output = glan(workflow, "batch", "import", "results.jsonl", "--accept-model")
+    assert f"{RESULTS_SUMMARY.format(stored=1, rejected=0)}0 unusable, 1 already in the cache." in output
+
+
 def test_a_local_stage_is_not_exported(workflow):
     workflow.overlay["stages"] = {"subjects": {"llm": {"backend": "local"}}}
     workflow.overlay["llm"]["local"] = {"model_path": str(workflow.path("no-model.gguf"))}

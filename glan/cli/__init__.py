@@ -48,7 +48,7 @@ def cmd_batch_export(args) -> int:
 def cmd_batch_import(args) -> int:
     from glan.cli.batch import import_report, import_results
 
-    imported = import_results(args.directory, args.configfile, args.results)
+    imported = import_results(args.directory, args.configfile, args.results, args.accept_model)
     print("\n".join(import_report(imported, args.results)))
     return 0 if imported.understood else 1
 
@@ -129,6 +129,9 @@ def parser() -> argparse.ArgumentParser:
     export.set_defaults(run=cmd_batch_export)
     results = steps.add_parser("import", help="store the replies of Batch API output files in the cache")
     results.add_argument("results", nargs="+", metavar="RESULTS.jsonl", help="Batch API output (and error) files")
+    results.add_argument(
+        "--accept-model", action="store_true", help="store replies another model made than the one asked too"
+    )
     _config_args(results)
     results.set_defaults(run=cmd_batch_import)
 

@@ -150,7 +150,18 @@ class Imported:
         return True
 
 
-def import_results(directory: str | Path, configfiles: list[str], results: list[str]) -> Imported:
+def other_model(line: dict, asked: str) -> str | None:
+    """The model a result line's reply names where it is not the one asked (a provider answers a name with a
+    dated version of it, `gpt-4o-mini` with `gpt-4o-mini-2024-07-18`: a name it starts with is the same)."""
+    made = ((line.get("response") or {}).get("body") or {}).get("model")
+    return made if isinstance(made, str) and made and not made.startswith(asked) else None
+
+
+def import_results(
+    directory: str | Path, configfiles: list[str], results: list[str], accept_model: bool = False
+) -> Imported:
+    """Store each result line's reply under its request's key. A reply another model made is refused (the
+    first write of a key wins for good) unless `accept_model`."""
     requests = missing_requests(directory, configfiles)
     bodies = {key: chat_body(miss.request) for key, miss in requests.exportable.items()}
     config = requests.walk.config
@@ -169,7 +180,14 @@ def import_results(directory: str | Path, configfiles: list[str], results: list[
                     if line is None:
                         continue
                     key = line["custom_id"]
-                    if key in bodies:
+                    if key in bodies and not accept_model and (made := other_model(line, bodies[key]["model"])):
+                        imported.cannot_use(
+                            where,
+                            f"{key}: made by the model {made!r}, not {bodies[key]['model']!r} as asked; "
+                            "its reply would stay under this request's key for good (run the file against the "
+                            "asked model, or pass --accept-model to store it anyway)",
+                        )
+                    elif key in bodies:
                         if imported.store(where, requests.exportable[key].stage, store_line(cache, line, bodies)):
                             seen[key] = where
                     elif cache.get(key) is not None:
