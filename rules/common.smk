@@ -101,7 +101,7 @@ onstart:
             logger.warning(f"preflight: {warning}")
     except PreflightFailed as error:
         raise WorkflowError(
-            f"preflight: {error}\n(skip it with --config llm.preflight=false)"
+            f"preflight: {error}\n(skip it with --config 'llm={{preflight: false}}')"
         )
     start_run(
         dict(Counter(job.stage for job in jobs)), config["progress"]["interval"]

@@ -30,6 +30,7 @@ def test_the_preflight_checks_the_judges_model_and_the_projection_counts_its_job
         result = workflow.run(check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "'judge-model'" in output and "stages.judge.llm.model" in output, output
+    assert "(skip it with --config 'llm={preflight: false}')" in output  # a command that works (test_the_preflight_...)
     assert not workflow.path("results/nodes/natural-sciences/physics/optics/subjects.json").exists()
 
     with FakeLLM() as server:
