@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 import yaml
 from fake_llm import FakeLLM
-from helpers import API_KEY, FIRST_BUILD, ROOT, Workflow, stage_counts
+from helpers import API_KEY, FIRST_BUILD, OPTICS, ROOT, Workflow, stage_counts
 from test_endpoints import failed_run, free_port
 
 MODEL = "fake-model"  # what Workflow builds with
 CLOSED = "closed-model"  # routed to a loopback server that has stopped
+WILD = "wild/*"  # a wildcard route: it answers wild/<any name>, and lists OpenAI's model names under it
 UPSTREAM_KEY = "sk-upstream-of-the-proxy"
 QUICK_RETRIES = {"attempts": 2, "base_delay": 0.1, "max_delay": 0.2}  # the probe's 5xx is retried as any request's
 
@@ -56,7 +57,7 @@ class LiteLLMProxy:
         request = urllib.request.Request(f"{self.base_url}/models", headers={"Authorization": f"Bearer {API_KEY}"})
         try:
             with urllib.request.urlopen(request, timeout=2) as response:
-                return names <= {model["id"] for model in json.load(response)["data"]}
+                return names - {WILD} <= {model["id"] for model in json.load(response)["data"]}
         except OSError:
             return False
 
@@ -67,7 +68,9 @@ class LiteLLMProxy:
 
 def route(name: str, url: str) -> dict:
     """The proxy's route of a model name to the OpenAI-compatible server at `url`, with the proxy's key."""
-    return {"model_name": name, "litellm_params": {"model": f"openai/{name}", "api_base": url, "api_key": UPSTREAM_KEY}}
+    upstream = "*" if name == WILD else name
+    params = {"model": f"openai/{upstream}", "api_base": url, "api_key": UPSTREAM_KEY}
+    return {"model_name": name, "litellm_params": params}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,8 @@ def upstream():
 def proxy(tmp_path_factory, upstream):
     with FakeLLM() as stopped:
         closed = stopped.base_url  # the port closes as the block ends
-    proxy = LiteLLMProxy({MODEL: upstream.base_url, CLOSED: closed}, tmp_path_factory.mktemp("litellm"))
+    upstreams = {MODEL: upstream.base_url, CLOSED: closed, WILD: upstream.base_url}
+    proxy = LiteLLMProxy(upstreams, tmp_path_factory.mktemp("litellm"))
     print(f"\nLiteLLM's proxy answered after {proxy.start_seconds:.1f} s")
     yield proxy
     proxy.stop()
@@ -101,6 +105,19 @@ def test_a_tiny_build_through_the_proxy_sends_each_request_upstream_once_with_th
     assert stage_counts(upstream.requests) == FIRST_BUILD
     assert {headers["authorization"] for headers in upstream.headers} == {f"Bearer {UPSTREAM_KEY}"}
     assert len(workflow.dataset().splitlines()) == FIRST_BUILD["answers"]
+
+
+def test_a_model_its_wildcard_route_answers_but_does_not_list_builds_after_one_warning(tmp_path, proxy, upstream):
+    """As Ollama's `llama3.2` listed as `llama3.2:latest`: only a request's answer says a name is served."""
+    workflow = through(tmp_path, proxy, preflight=True, model="wild/fake-model")
+    workflow.overlay["select"] = [OPTICS.removeprefix("results/nodes/")]
+    upstream.reset()
+    result = workflow.run()
+    warnings = {line for line in (result.stdout + result.stderr).splitlines() if "does not list" in line}
+    (warning,) = warnings  # one warning (Snakemake's output has it once a mode the build sends in)
+    assert "'wild/fake-model'" in warning
+    assert {body["model"] for body in upstream.requests} == {MODEL}
+    assert workflow.path(f"{OPTICS}/answers.jsonl").read_bytes()
 
 
 def test_a_wrong_key_stops_at_preflight_naming_the_key_or_quoting_the_proxy_not_advising_a_mode(
