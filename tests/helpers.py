@@ -3,11 +3,12 @@ and what a build of it at the tiny scale sends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -152,3 +153,19 @@ class Workflow:
             for p in sorted(self.path(folder).rglob("*"))
             if p.is_file()
         }
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of `size` (tmpfs: the tests run as root) mounted at `path`, for full and read-only disks."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)  # lazy: a failed test may hold a file open
+
+
+def read_only(path: Path) -> None:
+    """Remount the small filesystem at `path` read-only (root ignores a chmod)."""
+    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)

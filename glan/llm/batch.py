@@ -286,6 +286,8 @@ class Batcher:
         self.enqueued[journal.sha256] = (journal.model, tokens)  # claimed before the next held file looks
 
     async def _submit(self, journal: Journal) -> None:
+        if self.cache.stopped is not None:  # its replies could not be stored: nothing more goes out
+            raise self.cache.stopped
         if journal.creating:  # a run before this one may have created it and died before hearing its id
             journal.batch_id = await self._find(journal.sha256)
             if journal.batch_id:

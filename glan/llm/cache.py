@@ -15,16 +15,36 @@ A cache directory records its layout in a `LAYOUT` file when it is made (`prepar
 time), and every later opener follows it, whatever `cache_layout` says then, with one exception:
 a diskcache asked for as `files` (a cache made locally, then run on a cluster) is converted first,
 since SQLite must not be shared across hosts. In both layouts `put` keeps the first entry stored
-under a key and returns what the cache holds.
+under a key and returns what the cache holds, unless what it holds cannot be read (cut short, a
+diskcache row damaged by hand): that is replaced, and the key is kept in `damaged` so the sender can
+say so. A cache never keeps what it cannot read, and never loses what was paid for:
+
+- A store that fails for want of room or rights (ENOSPC, EDQUOT, EROFS, SQLite's "database or disk is
+  full") raises StoreFailed, which names the path, what is free and what to do, and sets `stopped`:
+  the sender sends nothing more once it is set. The reply is first written to a spill file (in the
+  cache directory, beside it, or in the temp folder: the first that takes it), and `prepare_cache`
+  stores spilled replies into the cache on the next run, before any job.
+- A cache directory that is not writable opens read-only: a replay reads it, and `stopped` is set
+  from the start, so a build that needs a new reply stops before sending it.
+- A cache.db that SQLite cannot read (cut short, a bad page) raises DamagedCache, one line naming
+  it: `glan cache verify --repair` (glan.llm.salvage) keeps every entry still readable.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import hashlib
+import logging
 import os
 import re
+import shutil
 import socket
+import sqlite3
+import sys
+import tempfile
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -59,9 +79,18 @@ class ReplyReader(Protocol):
 
 
 class ReplyCache(ReplyReader, Protocol):
-    """What both layouts implement; `put` keeps the first entry stored under a key and returns what the cache holds."""
+    """What both layouts implement; `put` keeps the first entry stored under a key and returns what the cache holds.
+
+    `damaged`: keys found holding an unreadable entry since the cache was opened; `stopped`: why no
+    reply can be stored now (a store failed, or the cache is read-only), or None."""
+
+    directory: str
+    damaged: set[str]
+    stopped: StoreFailed | None
 
     def put(self, key: str, entry: Entry) -> Entry: ...
+
+    def store_spilled(self) -> int: ...
 
     def keys(self) -> Iterator[str]: ...
 
@@ -78,10 +107,219 @@ class ReplyCache(ReplyReader, Protocol):
 
 LAYOUTS = ("diskcache", "files")
 LAYOUT_FILE = "LAYOUT"
+DATABASE = "cache.db"  # diskcache's file, in the cache directory
 
 
 class CacheLayoutError(ValueError):
-    pass
+    """The cache directory cannot be used as it is (its layout, its database, its disk): one line that
+    names the path and what to do. rules/common.smk turns it into Snakemake's error at parse time."""
+
+
+class DamagedCache(CacheLayoutError):
+    """SQLite cannot read cache.db."""
+
+
+class StoreFailed(CacheLayoutError):
+    """A reply cannot be stored: no request may go out after it, since its reply would be lost."""
+
+
+def repair_advice(database: str, why: str) -> DamagedCache:
+    return DamagedCache(
+        f"{database} is damaged ({why}): run `glan cache verify --repair` (with no build running) to copy "
+        "every entry still readable into a new cache.db; the old file is kept beside it"
+    )
+
+
+def check_database(database: str) -> None:
+    """A cache.db shorter than its header says (cut short by a copy, a crash, a full disk) is damaged:
+    found here from its first 100 bytes, before SQLite reads a page past its end."""
+    try:
+        with open(database, "rb") as f:
+            header = f.read(100)
+            size = os.fstat(f.fileno()).st_size
+    except FileNotFoundError:
+        return
+    if not header:
+        return  # SQLite has made the file and not written it yet: an empty cache
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
+        raise repair_advice(database, "not an SQLite database")
+    page_size = int.from_bytes(header[16:18], "big")
+    pages = int.from_bytes(header[28:32], "big")
+    trusted = header[24:28] == header[92:96]  # the page count is valid for this version of the file
+    if trusted and size < pages * (65536 if page_size == 1 else page_size):
+        raise repair_advice(database, f"{size:,} bytes where its header says {pages:,} pages of {page_size:,}")
+
+
+@contextlib.contextmanager
+def _named(database: str) -> Iterator[None]:
+    """SQLite's "database disk image is malformed" as one line that names the file and the fix."""
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+            raise
+        raise repair_advice(database, str(error)) from error
+
+
+_OUT_OF_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+_SQLITE_OUT_OF_ROOM = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+
+
+def out_of_room(error: BaseException) -> str | None:
+    """Why a store failed, where the disk (full, over quota, read-only) is the reason; None for other errors."""
+    if isinstance(error, OSError) and error.errno in _OUT_OF_ROOM:
+        return error.strerror or str(error)
+    if isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF in _SQLITE_OUT_OF_ROOM:
+        return str(error)
+    return None
+
+
+def free_space(path: str) -> str:
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return "free space unknown"
+    return f"{free / 1024:,.0f} KB free" if free < 1024**3 else f"{free / 1024**3:,.1f} GB free"
+
+
+def writable(directory: str) -> bool:
+    return os.access(directory, os.W_OK)
+
+
+def not_writable(directory: str) -> StoreFailed:
+    return StoreFailed(
+        f"{os.path.abspath(directory)} is not writable (read-only file system or permissions): a build that only "
+        "replays the cache runs, but this one needs new replies and nothing is sent that could not be stored; "
+        "make it writable or set cache_dir to a writable folder"
+    )
+
+
+def cannot_store(directory: str, reason: str, keeping: str = "") -> StoreFailed:
+    return StoreFailed(
+        f"{os.path.abspath(directory)}: a reply could not be stored ({reason}; {free_space(directory)} there): "
+        f"no further request is sent{'; ' + keeping if keeping else ''}. Free space there (or set cache_dir to a "
+        "folder with room) and run the same command again"
+    )
+
+
+def spill_files(directory: str) -> list[str]:
+    """Every spill file of the cache in `directory` (see `_Stores.spill`)."""
+    return sorted(
+        found for place in _spill_places(directory) for found in glob.glob(_spill_name(place, directory, "*"))
+    )
+
+
+def _spill_places(directory: str) -> list[str]:
+    return [directory, os.path.dirname(os.path.abspath(directory)), tempfile.gettempdir()]
+
+
+def _spill_name(place: str, directory: str, writer: str) -> str:
+    digest = hashlib.sha256(os.path.abspath(directory).encode()).hexdigest()[:16]
+    return os.path.join(place, f"glan-cache-spill.{digest}.{writer}.jsonl")
+
+
+class _Stores:
+    """What the layouts share around storing: the failures that stop sending, the spill, the damaged keys.
+
+    Each layout's `_store` stores one entry (or raises what the disk said); `put` guards it."""
+
+    directory: str
+    damaged: set[str]
+    stopped: StoreFailed | None
+    _spill: str | None = None
+
+    def _store(self, key: str, entry: Entry) -> Entry:
+        raise NotImplementedError
+
+    def put(self, key: str, entry: Entry) -> Entry:
+        """Store `entry` unless the key already has a readable one; returns the entry the cache now holds for `key`."""
+        try:
+            return self._store(key, entry)
+        except (OSError, sqlite3.OperationalError) as error:
+            reason = out_of_room(error)
+            if reason is None:
+                raise
+            kept = self.spill(key, entry)
+            keeping = (
+                f"this reply, and any others in flight, are kept in {kept} and stored on the next run"
+                if kept
+                else "there is no room anywhere to keep this reply: it is lost"
+            )
+            self.stopped = cannot_store(self.directory, reason, keeping)
+            raise self.stopped from error
+
+    def spill(self, key: str, entry: Entry) -> str | None:
+        """Append the entry to this process's spill file, in the first place that takes it; its path, or None.
+
+        Each line starts on a line of its own, so one cut short by the full disk spoils no other."""
+        line = b"\n" + _encode(key, entry) + b"\n"
+        writer = f"{socket.gethostname()}.{os.getpid()}"
+        places = [self._spill] if self._spill else []
+        places += [_spill_name(place, self.directory, writer) for place in _spill_places(self.directory)]
+        for path in places:
+            try:
+                with open(path, "ab") as f:
+                    f.write(line)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError:
+                continue
+            self._spill = path
+            return path
+        return None
+
+    def store_spilled(self) -> int:
+        """Store the replies of the cache's spill files (kept by a run a full disk stopped), and remove each
+        file once all of it is stored. Returns the number of replies read back."""
+        stored = 0
+        for path in spill_files(self.directory):
+            entries = _spilled(path)
+            try:
+                for key, entry in entries:
+                    self._store(key, entry)
+            except (OSError, sqlite3.OperationalError) as error:
+                reason = out_of_room(error)
+                if reason is None:
+                    raise
+                raise StoreFailed(
+                    f"{path}: {len(entries)} paid replies a run kept there could not be stored in {self.directory} "
+                    f"yet ({reason}; {free_space(self.directory)} there): free space there and run again (the file "
+                    "stays until they are stored)"
+                ) from error
+            stored += len(entries)
+            os.unlink(path)
+        return stored
+
+
+def _spilled(path: str) -> list[tuple[str, Entry]]:
+    entries = []
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        try:
+            key = orjson.loads(line)["key"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # an empty line, or one the full disk cut short
+        entry = _decode(line, key)
+        if entry is not None:
+            entries.append((key, entry))
+    return entries
+
+
+def say(log: logging.Logger, message: str) -> None:
+    """A warning in the run's output and in the job's log."""
+    print(message, file=sys.stderr, flush=True)
+    log.warning("%s", message)
+
+
+def say_resent(log: logging.Logger, stage: str, directory: str, keys: list[str]) -> None:
+    """The damaged entries a job sent again (once: the new replies replace them)."""
+    shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+    say(
+        log,
+        f"{stage}: {len(keys)} cache entr{'y' if len(keys) == 1 else 'ies'} in {directory} could not be read "
+        f"(damaged) and {'was' if len(keys) == 1 else 'were'} sent again; the new replies replace them ({shown})",
+    )
 
 
 def cache_layout(directory: str | os.PathLike) -> str | None:
@@ -107,7 +345,13 @@ def prepare_cache(directory: str | os.PathLike, layout: str) -> str:
     if existing is None:
         os.makedirs(directory, exist_ok=True)
         _write_layout(directory, layout)
-    return existing or layout
+    chosen = existing or layout
+    if chosen == "diskcache":
+        check_database(os.path.join(directory, DATABASE))
+    if spill_files(os.fspath(directory)):
+        with open_cache(directory) as cache:
+            cache.store_spilled()
+    return chosen
 
 
 def _write_layout(directory: str | os.PathLike, layout: str) -> None:
@@ -132,7 +376,7 @@ def convert_to_files(directory: str | os.PathLike) -> int:
         for key in source.keys():
             entry = source.get(key)
             if entry is not None and target.get(key) is None:
-                target.put(key, entry, durable=False)
+                target._write(key, entry, durable=False)
                 copied += 1
     os.sync()  # every copied file on disk before the layout says they are there
     _write_layout(directory, "files")
@@ -140,43 +384,144 @@ def convert_to_files(directory: str | os.PathLike) -> int:
 
 
 def open_cache(directory: str | os.PathLike, layout: str | None = None) -> ReplyCache:
-    """The cache in `directory`, in the layout it was made with (a new one: `layout`, else diskcache)."""
+    """The cache in `directory`, in the layout it was made with (a new one: `layout`, else diskcache).
+
+    An existing diskcache in a directory this process cannot write opens read-only."""
     chosen = cache_layout(directory) or layout or "diskcache"
-    return FileReplyCache(directory) if chosen == "files" else DiskReplyCache(directory)
+    if chosen == "files":
+        return FileReplyCache(directory)
+    if os.path.exists(os.path.join(directory, DATABASE)) and not writable(os.fspath(directory)):
+        return ReadOnlyDiskCache(directory)
+    try:
+        return DiskReplyCache(directory)
+    except StoreFailed as refusal:  # a full disk: diskcache writes its settings whenever it opens
+        return ReadOnlyDiskCache(directory, refusal)
 
 
-class DiskReplyCache:
+class DiskReplyCache(_Stores):
     def __init__(self, directory: str | os.PathLike):
         import diskcache
 
         self.directory = os.fspath(directory)
+        self.database = os.path.join(self.directory, DATABASE)
+        self.damaged: set[str] = set()
+        self.stopped: StoreFailed | None = None
+        check_database(self.database)
         # diskcache evicts past 1 GiB by default: a build cache must never drop a paid-for reply.
         # No eviction also means no culling scan on every write.
-        self._cache = diskcache.Cache(self.directory, timeout=60, eviction_policy="none")
+        with _named(self.database):
+            try:
+                self._cache = diskcache.Cache(self.directory, timeout=60, eviction_policy="none")
+            except sqlite3.OperationalError as error:
+                reason = out_of_room(error)
+                if reason is None:
+                    raise
+                raise cannot_store(self.directory, reason) from error
 
     def get(self, key: str) -> Entry | None:
-        raw = self._cache.get(key)
-        return None if raw is None else _decode(raw, key)
+        with _named(self.database):
+            raw = self._cache.get(key)
+        if raw is None:
+            return None
+        entry = _decode(raw, key)
+        if entry is None:
+            self.damaged.add(key)
+        return entry
 
-    def put(self, key: str, entry: Entry) -> Entry:
-        """Store `entry` unless the key already has one; returns the entry the cache now holds for `key`."""
-        if self._cache.add(key, _encode(key, entry)):
-            return entry
-        return self.get(key) or entry
+    def _store(self, key: str, entry: Entry) -> Entry:
+        value = _encode(key, entry)
+        with _named(self.database):
+            if self._cache.add(key, value):
+                return entry
+            with self._cache.transact():  # no other writer between finding the entry damaged and replacing it
+                stored = self.get(key)
+                if stored is not None:
+                    return stored
+                self.damaged.add(key)  # a row whose value is cut short, or whose value file is gone
+                self._cache.set(key, value)
+        return entry
 
     def __contains__(self, key: str) -> bool:
-        return key in self._cache
+        with _named(self.database):
+            return key in self._cache
 
     def keys(self) -> Iterator[str]:
-        return iter(self._cache)
+        with _named(self.database):
+            yield from self._cache
 
     def __len__(self) -> int:
-        return len(self._cache)
+        with _named(self.database):
+            return len(self._cache)
 
     def close(self) -> None:
         self._cache.close()
 
     def __enter__(self) -> DiskReplyCache:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_VALUE = "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
+
+
+class ReadOnlyDiskCache(_Stores):
+    """A diskcache this process cannot write (a read-only mount, another account's folder, a full disk),
+    read with SQLite alone: diskcache itself writes its settings whenever it opens. `stopped` from the start."""
+
+    def __init__(self, directory: str | os.PathLike, refusal: StoreFailed | None = None):
+        import diskcache
+
+        self.directory = os.fspath(directory)
+        self.database = os.path.join(self.directory, DATABASE)
+        self.damaged: set[str] = set()
+        self.stopped: StoreFailed | None = refusal or not_writable(self.directory)
+        check_database(self.database)
+        self._disk = diskcache.Disk(self.directory)
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.database))
+        with _named(self.database):
+            try:  # a WAL database opens read-only only where SQLite may make its -shm file...
+                self._db = sqlite3.connect(uri + "?mode=ro", uri=True)
+                self._db.execute("SELECT 1 FROM Cache LIMIT 1").fetchall()
+            except sqlite3.OperationalError:  # ...or as immutable: nothing can write it meanwhile
+                self._db = sqlite3.connect(uri + "?immutable=1", uri=True)
+
+    def get(self, key: str) -> Entry | None:
+        with _named(self.database):
+            row = self._db.execute(
+                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            raw = self._disk.fetch(*row, False)
+        except OSError:
+            raw = None
+        entry = None if raw is None else _decode(raw, key)
+        if entry is None:
+            self.damaged.add(key)
+        return entry
+
+    def _store(self, key: str, entry: Entry) -> Entry:
+        """Never stores: the sender sends nothing while `stopped` is set; a reply that comes anyway is spilled."""
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def __contains__(self, key: str) -> bool:
+        return self.get(key) is not None
+
+    def keys(self) -> Iterator[str]:
+        with _named(self.database):
+            yield from (key for (key,) in self._db.execute("SELECT key FROM Cache WHERE raw = 1 ORDER BY rowid"))
+
+    def __len__(self) -> int:
+        with _named(self.database):
+            return self._db.execute("SELECT COUNT(*) FROM Cache").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ReadOnlyDiskCache:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -198,11 +543,19 @@ def _decode(raw: bytes, key: str) -> Entry | None:
         return None
 
 
-class FileReplyCache:
+class FileReplyCache(_Stores):
     def __init__(self, directory: str | os.PathLike):
         self.directory = os.fspath(directory)
         self.objects = os.path.join(self.directory, "objects")
-        os.makedirs(self.objects, exist_ok=True)
+        self.damaged: set[str] = set()
+        self.stopped: StoreFailed | None = None
+        try:
+            os.makedirs(self.objects, exist_ok=True)
+        except OSError as error:
+            if out_of_room(error) is None:
+                raise
+        if not writable(self.objects if os.path.isdir(self.objects) else self.directory):
+            self.stopped = not_writable(self.directory)
         self._writer = f"{socket.gethostname()}.{os.getpid()}"
 
     def path(self, key: str) -> str:
@@ -215,10 +568,11 @@ class FileReplyCache:
     def get(self, key: str) -> Entry | None:
         return self._read(self.path(key), key)
 
-    def put(self, key: str, entry: Entry, durable: bool = True) -> Entry:
-        """Store `entry` unless the key already has one; returns the entry the cache now holds for `key`.
+    def _store(self, key: str, entry: Entry) -> Entry:
+        return self._write(key, entry, durable=True)
 
-        `durable=False` skips the fsync, for bulk copies that sync once at the end."""
+    def _write(self, key: str, entry: Entry, durable: bool) -> Entry:
+        """`durable=False` skips the fsync, for bulk copies that sync once at the end."""
         path = self.path(key)
         stored = self._read(path, key)
         if stored is not None:
@@ -227,12 +581,12 @@ class FileReplyCache:
         os.makedirs(folder, exist_ok=True)
         temporary = os.path.join(folder, f".{key}.{self._writer}.{uuid.uuid4().hex}.tmp")
         data = _encode(key, entry)
-        with open(temporary, "xb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
         try:
+            with open(temporary, "xb") as f:
+                f.write(data)
+                f.flush()
+                if durable:
+                    os.fsync(f.fileno())
             try:
                 os.link(temporary, path)  # atomic, and refuses to replace: the first writer wins
             except FileExistsError:
@@ -249,13 +603,15 @@ class FileReplyCache:
             if os.path.lexists(temporary):
                 os.unlink(temporary)
 
-    @staticmethod
-    def _read(path: str, key: str) -> Entry | None:
+    def _read(self, path: str, key: str) -> Entry | None:
         try:
             with open(path, "rb") as f:
-                return _decode(f.read(), key)
+                entry = _decode(f.read(), key)
         except FileNotFoundError:
             return None
+        if entry is None:
+            self.damaged.add(key)
+        return entry
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None

@@ -15,7 +15,7 @@ import time
 
 from glan.llm.backends import Backend, connection, make_backend
 from glan.llm.batch import Batcher
-from glan.llm.cache import Entry, ReplyCache, open_cache
+from glan.llm.cache import Entry, ReplyCache, StoreFailed, open_cache, say_resent
 from glan.llm.limits import Slots, job_share
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.meter import Meter, OverBudget, Tally
@@ -49,10 +49,13 @@ async def send_all(
 
     Every step is counted once, for the job (the tally returned) and on the process's `meter` under
     `stage` alike (glan.llm.meter.JobCounts); a request the budget refuses is not sent, the job's other
-    requests go on (those in flight are paid for), and then OverBudget is raised."""
+    requests go on (those in flight are paid for), and then OverBudget is raised. Once a reply could not
+    be stored (`cache.stopped`: a full disk, a read-only cache), requests are refused likewise and
+    StoreFailed is raised; the replies in flight are kept in the cache's spill file."""
     meter = meter or Meter()
     job = meter.job_started(stage, requests)
-    refusals: list[OverBudget] = []
+    refusals: list[OverBudget | StoreFailed] = []
+    resent: list[str] = []  # keys whose stored entry could not be read
 
     async def ask(request: Request) -> Reply:
         started = time.monotonic()
@@ -60,6 +63,9 @@ async def send_all(
         attempt = 0
         while True:
             await limiter.acquire(tokens)
+            if cache.stopped is not None:  # a reply could not be stored: send nothing more
+                limiter.release()
+                raise cache.stopped
             try:
                 reply = await backend.complete(request)
             except TransientError as error:
@@ -78,8 +84,11 @@ async def send_all(
 
     async def online(request: Request, key: str) -> Entry:
         reply = await ask(request)
-        # What the cache holds: another job may have stored this key first.
-        return cache.put(key, Entry(reply=reply, error=reply_error(request, reply)))
+        entry = Entry(reply=reply, error=reply_error(request, reply))
+        try:
+            return cache.put(key, entry)  # what the cache holds: another job may have stored this key first
+        except StoreFailed:
+            return entry  # spilled if it could be; no further request goes out (`ask`)
 
     async def answer(request: Request, key: str) -> Entry:
         reservation = await meter.admit(job, request, "online" if batcher is None else "batch")
@@ -106,9 +115,11 @@ async def send_all(
                 return resolved(found.outcome, cached=start == 0)
             try:
                 entry = await answer(found.pending, found.key)
-            except OverBudget as refusal:
+            except (OverBudget, StoreFailed) as refusal:
                 refusals.append(refusal)
                 return Outcome(found.pending, found.key, None, str(refusal))
+            if found.key in cache.damaged:
+                resent.append(found.key)
             if entry.valid:
                 return resolved(Outcome(found.pending, found.key, entry.reply))
             job.add(request.model, rejected=1)
@@ -131,6 +142,8 @@ async def send_all(
             task.cancel()
         await asyncio.gather(*started, return_exceptions=True)
         raise
+    if resent:
+        say_resent(log, stage, cache.directory, resent)
     if refusals:
         raise refusals[0]
     return list(outcomes), job.tally
