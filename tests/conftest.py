@@ -20,11 +20,17 @@ def workflow(tmp_path, llm_server) -> Workflow:
     return Workflow(tmp_path, llm_server)
 
 
+RUNS_SNAKEMAKE = ("Workflow(", '"snakemake"', "real_workflow(")
+
+
 def pytest_collection_modifyitems(items):
-    """Mark every test that runs Snakemake (the `workflow` fixture, or a Workflow or snakemake command of its
-    own) as `workflow`, so `pytest -m "not workflow"` is the fast tier."""
+    """Mark every test that runs Snakemake (its own code or a fixture it uses builds a Workflow or a snakemake
+    command) as `workflow`, so `pytest -m "not workflow"` is the fast tier."""
     for item in items:
-        function = getattr(item, "function", None)
-        source = inspect.getsource(function) if function is not None else ""
-        if "workflow" in getattr(item, "fixturenames", ()) or "Workflow(" in source or '"snakemake"' in source:
+        functions = [getattr(item, "function", None)]
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures is not None:
+            functions += [d.func for defs in fixtures.name2fixturedefs.values() for d in defs]
+        sources = [inspect.getsource(f) for f in functions if f is not None]
+        if any(mark in source for source in sources for mark in RUNS_SNAKEMAKE):
             item.add_marker(pytest.mark.workflow)
