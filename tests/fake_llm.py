@@ -27,9 +27,15 @@ lines answered one by one as time passes (by `reply_to`, as online) and written 
 in a shuffled order. Its faults: `batch_line_faults` (a share of lines answered with status 500,
 chosen by custom_id and attempt), `batch_expire` (the share of lines done before a batch expires),
 `batch_fail` (the next batch fails validation), `token_limit_failures` (the next N batches fail
-with `token_limit_exceeded`) and `hold_create_seconds` (a created batch's id is answered late).
-What a provider would bill is counted per custom_id (`billed_per_key`, `lines_billed`), apart from
-the online `requests`.
+with `token_limit_exceeded`), `hold_create_seconds` (a created batch's id is answered late),
+`batch_line_rejects` (a share of lines refused with a permanent 400, every time they are sent),
+`batch_api_faults` (the next calls of a Files or Batches operation answered 429, 5xx, a 4xx or a
+dropped connection), `lost_output_files` and `malformed_output_lines` (an output file deleted before
+it is read; a line that is not JSON amid the others). Files can be listed and deleted, and keep the
+expiry they were given (`expires_after` on upload, a batch's `output_expires_after`): `held_files`
+is what the provider still holds. What a provider would bill is counted per custom_id
+(`billed_per_key`, `lines_billed`), apart from the online `requests`; the calls of the Files and
+Batches endpoints per operation (`api_calls`).
 """
 
 from __future__ import annotations
@@ -170,6 +176,7 @@ class StoredFile:
     purpose: str
     data: bytes
     created_at: int = field(default_factory=lambda: int(time.time()))
+    expires_at: int | None = None
 
     def document(self) -> dict:
         return {
@@ -177,6 +184,7 @@ class StoredFile:
             "object": "file",
             "bytes": len(self.data),
             "created_at": self.created_at,
+            "expires_at": self.expires_at,
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
@@ -190,6 +198,7 @@ class BatchLine:
     custom_id: str
     body: dict
     fails: bool = False  # answered with status 500
+    rejected: bool = False  # answered with status 400, a request no retry makes valid
 
 
 @dataclass
@@ -204,6 +213,7 @@ class FakeBatch:
     seconds: float
     expires: bool  # ends as expired after `stop` lines, not completed
     model: str | None = None
+    output_expiry: int | None = None  # seconds after creation its output and error files expire
     created: float = field(default_factory=time.monotonic)
     wall: float = field(default_factory=time.time)
     status: str = "validating"
@@ -290,6 +300,31 @@ def read_batch_input(data: bytes) -> tuple[list[BatchLine], list[dict]]:
     return lines, errors
 
 
+def expiry_of(expires_after) -> int | None:
+    """The seconds of an `expires_after` ({"anchor": "created_at", "seconds": N}), as OpenAI bounds them."""
+    if expires_after is None:
+        return None
+    if not isinstance(expires_after, dict) or expires_after.get("anchor") != "created_at":
+        raise ApiError(400, "expires_after.anchor must be created_at.")
+    seconds = expires_after.get("seconds")
+    if not isinstance(seconds, int) or not 3600 <= seconds <= 2_592_000:
+        raise ApiError(400, "expires_after.seconds must be from 3600 (one hour) to 2592000 (30 days).")
+    return seconds
+
+
+def list_page(items: list, query: dict[str, str], most: int, default: str) -> dict:
+    """One page of a list endpoint: `limit` items (1 to `most`) after the one whose id is `after`."""
+    limit = query.get("limit", default)
+    if not limit.isdigit() or not 1 <= int(limit) <= most:
+        raise ApiError(400, f"limit must be an integer from 1 to {most}, not {limit}.")
+    ids = [item.id for item in items]
+    start = ids.index(query["after"]) + 1 if query.get("after") in ids else 0
+    end = start + int(limit)
+    page = [item.document() for item in items[start:end]]
+    first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
+    return {"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": end < len(ids)}
+
+
 def valid_metadata(metadata) -> bool:
     """Up to 16 string pairs, keys up to 64 characters and values up to 512."""
     if not isinstance(metadata, dict) or len(metadata) > 16:
@@ -336,6 +371,10 @@ class FakeLLM:
         hold_create_seconds: float = 0.0,
         hold_upload_seconds: float = 0.0,
         hold_content_seconds: float = 0.0,
+        batch_line_rejects: float = 0.0,
+        batch_api_faults: dict[str, list[str]] | None = None,
+        lost_output_files: int = 0,
+        malformed_output_lines: int = 0,
         cache_rule: tuple[int, int] = OPENAI_CACHING,
         reasoning_tokens: int = 0,
         listed_models: list[str] | None = None,
@@ -359,7 +398,16 @@ class FakeLLM:
         token_limit_failures: the next N valid batches fail with `token_limit_exceeded`;
         hold_create_seconds: a batch is created and counted, and only then is the create answered;
         hold_upload_seconds, hold_content_seconds: likewise for an upload (stored and counted first) and
-            for the download of a file's content (counted in `downloads` first).
+            for the download of a file's content (counted in `downloads` first);
+        batch_line_rejects: the share of lines (by custom_id alone, so a line sent again is refused again)
+            answered with status 400 `context_length_exceeded`, not billed;
+        batch_api_faults: operation -> the faults its next calls answer, one a call, in order: "429",
+            "500", "503", "drop" (the connection closed unanswered) or a 4xx status such as "400"; the
+            operations are upload, create, retrieve, list, cancel, content, delete and files (the list);
+        lost_output_files: the next N batches that end with an output file have it deleted at once (its
+            id is named by the batch, its content answers 404), as an expired or deleted file;
+        malformed_output_lines: the next batch that ends with an output file gets so many lines that are
+            not JSON amid its lines (lines of no request: every request's line is still there).
 
         Usage, online and in batch: a token is 4 bytes (of the reply's text; of the request's messages as
         JSON), and `prompt_tokens_details.cached_tokens` is the prompt's longest prefix, in whole steps
@@ -387,6 +435,12 @@ class FakeLLM:
         self.hold_create_seconds = hold_create_seconds
         self.hold_upload_seconds = hold_upload_seconds
         self.hold_content_seconds = hold_content_seconds
+        self.batch_line_rejects = batch_line_rejects
+        self.batch_api_faults = {name: list(faults) for name, faults in (batch_api_faults or {}).items()}
+        self.lost_output_files = lost_output_files
+        self.malformed_output_lines = malformed_output_lines
+        self.api_calls: Counter[str] = Counter()  # operation of the Files and Batches endpoints -> calls
+        self.files_deleted: list[str] = []
         self.cache_rule = cache_rule
         self.reasoning_tokens = reasoning_tokens
         self.answered_models = answered_models
@@ -431,6 +485,8 @@ class FakeLLM:
             self.max_in_flight = 0
             self.batches_created.clear()
             self.files_uploaded = 0
+            self.api_calls.clear()
+            self.files_deleted.clear()
             self.downloads = 0
             self._batch_requests.clear()
             self._billed.clear()
@@ -452,6 +508,13 @@ class FakeLLM:
         with self._lock:
             self._advance_batches()
             return list(self._batch_requests)
+
+    @property
+    def held_files(self) -> list[dict]:
+        """The documents of the files the provider still holds (not deleted), output files included."""
+        with self._lock:
+            self._advance_batches()
+            return [stored.document() for stored in self._files.values()]
 
     def batch_custom_ids(self, batch_id: str) -> list[str]:
         """The custom_ids of a batch's input file, in its order."""
@@ -541,8 +604,12 @@ class FakeLLM:
             match method, route:
                 case "POST", ["files"]:
                     document = self._upload(multipart_fields(headers, body))
+                case "GET", ["files"]:
+                    document = self._list_files(query)
                 case "GET", ["files", file_id]:
                     document = self._file(file_id).document()
+                case "DELETE", ["files", file_id]:
+                    document = self._delete(file_id)
                 case "GET", ["files", file_id, "content"]:
                     return 200, self._download(file_id), "application/octet-stream"
                 case "POST", ["batches"]:
@@ -560,11 +627,28 @@ class FakeLLM:
             return error.status, orjson.dumps(error.document()), JSON
         return 200, orjson.dumps(document), JSON
 
+    def api_fault(self, method: str, target: str) -> str | None:
+        """Count a call of the Files or Batches endpoints by its operation; the fault it is answered with, if any."""
+        route = urlsplit(target).path.strip("/").split("/")[1:]
+        operation = {
+            ("POST", 1): "upload" if route[0] == "files" else "create",
+            ("GET", 1): "files" if route[0] == "files" else "list",
+            ("GET", 2): "retrieve",
+            ("DELETE", 2): "delete",
+            ("GET", 3): "content",
+            ("POST", 3): "cancel",
+        }.get((method, len(route)), "other")
+        with self._lock:
+            self.api_calls[operation] += 1
+            faults = self.batch_api_faults.get(operation)
+            return faults.pop(0) if faults else None
+
     def _new_id(self, prefix: str) -> str:
         return f"{prefix}{_digest(prefix, next(self._ids))[:24]}"
 
-    def _store_file(self, filename: str, purpose: str, data: bytes) -> StoredFile:
+    def _store_file(self, filename: str, purpose: str, data: bytes, expiry: int | None = None) -> StoredFile:
         stored = StoredFile(self._new_id("file-"), filename, purpose, data)
+        stored.expires_at = None if expiry is None else stored.created_at + expiry
         self._files[stored.id] = stored
         return stored
 
@@ -572,9 +656,17 @@ class FakeLLM:
         if "file" not in fields or "purpose" not in fields:
             raise ApiError(400, "An upload needs the fields file and purpose.")
         filename, data = fields["file"]
+        given = {
+            name: fields[f"expires_after[{name}]"][1].decode()
+            for name in ("anchor", "seconds")
+            if f"expires_after[{name}]" in fields
+        }
+        seconds = given.get("seconds", "")
+        expiry = expiry_of({**given, "seconds": int(seconds) if seconds.isdigit() else seconds} if given else None)
         with self._lock:
             self.files_uploaded += 1
-            document = self._store_file(filename or "upload", fields["purpose"][1].decode(), data).document()
+            stored = self._store_file(filename or "upload", fields["purpose"][1].decode(), data, expiry)
+            document = stored.document()
         if self.hold_upload_seconds:
             self._closing.wait(self.hold_upload_seconds)
         return document
@@ -586,6 +678,21 @@ class FakeLLM:
         if self.hold_content_seconds:
             self._closing.wait(self.hold_content_seconds)
         return data
+
+    def _list_files(self, query: dict[str, str]) -> dict:
+        """Files newest first (oldest first with order=asc), of one purpose if asked."""
+        with self._lock:
+            self._advance_batches()
+            chosen = [f for f in self._files.values() if query.get("purpose") in (None, f.purpose)]
+            return list_page(chosen if query.get("order") == "asc" else chosen[::-1], query, 10000, "10000")
+
+    def _delete(self, file_id: str) -> dict:
+        with self._lock:
+            self._advance_batches()  # a batch that ended before the delete has its files first
+            if self._files.pop(file_id, None) is None:
+                raise ApiError(404, f"No such File object: {file_id}")
+            self.files_deleted.append(file_id)
+        return {"id": file_id, "object": "file", "deleted": True}
 
     def _file(self, file_id: str) -> StoredFile:
         with self._lock:
@@ -613,6 +720,7 @@ class FakeLLM:
         metadata = request.get("metadata")
         if metadata is not None and not valid_metadata(metadata):
             raise ApiError(400, "metadata is up to 16 string pairs (keys up to 64 characters, values up to 512).")
+        output_expiry = expiry_of(request.get("output_expires_after"))
         stored = self._file(str(request.get("input_file_id")))
         if stored.purpose != "batch":
             raise ApiError(400, f"The input file's purpose must be batch, not {stored.purpose}.")
@@ -641,6 +749,7 @@ class FakeLLM:
                 self.batch_seconds,
                 expires,
                 model,
+                output_expiry,
             )
             self._batches[batch_id] = batch
             self.batches_created.append(batch_id)
@@ -655,24 +764,15 @@ class FakeLLM:
             attempt = self._attempts[line.custom_id]
             self._attempts[line.custom_id] += 1
             line.fails = _chance("batch line", line.custom_id, attempt) < self.batch_line_faults
+            line.rejected = _chance("rejected line", line.custom_id) < self.batch_line_rejects
         order = list(lines)
         random.Random(batch_id).shuffle(order)
         return order
 
     def _list_batches(self, query: dict[str, str]) -> dict:
-        limit = query.get("limit", "20")
-        if not limit.isdigit() or not 1 <= int(limit) <= 100:
-            raise ApiError(400, f"limit must be an integer from 1 to 100, not {limit}.")
         with self._lock:
             self._advance_batches()
-            newest_first = list(reversed(self._batches.values()))
-            ids = [batch.id for batch in newest_first]
-            start = ids.index(query["after"]) + 1 if query.get("after") in ids else 0
-            end = start + int(limit)
-            page = [batch.document() for batch in newest_first[start:end]]
-            more = end < len(ids)
-        first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
-        return {"object": "list", "data": page, "first_id": first, "last_id": last, "has_more": more}
+            return list_page(list(reversed(self._batches.values())), query, 100, "20")
 
     def _cancel(self, batch_id: str) -> dict:
         with self._lock:
@@ -713,25 +813,38 @@ class FakeLLM:
     def _answer_line(self, batch: FakeBatch, line: BatchLine) -> None:
         self._batch_requests.append(line.body)
         response: dict = {"status_code": 200, "request_id": f"req_{_digest(batch.id, line.custom_id)[:24]}"}
-        if line.fails:
+        if line.rejected:
+            message = "This model's maximum context length is 128000 tokens (batch_line_rejects)."
+            error = {"message": message, "type": "invalid_request_error", "param": "messages"}
+            response |= {"status_code": 400, "body": {"error": error | {"code": "context_length_exceeded"}}}
+        elif line.fails:
             error = {"message": "injected batch line fault", "type": "server_error", "param": None, "code": None}
             response |= {"status_code": 500, "body": {"error": error}}
         else:
             response["body"] = self.reply_to(line.body)
             self._billed[line.custom_id] += 1
         record = {"id": self._new_id("batch_req_"), "custom_id": line.custom_id, "response": response, "error": None}
-        (batch.failures if line.fails else batch.output).append(orjson.dumps(record) + b"\n")
+        (batch.failures if line.fails or line.rejected else batch.output).append(orjson.dumps(record) + b"\n")
 
     def _end(self, batch: FakeBatch, status: str, when: float) -> None:
         """Enter a terminal status; the lines answered go to the output file (200) and the error file."""
         batch.enter(status, when)
-        batch.output_file_id = self._result_file(batch, "output", batch.output)
+        output = list(batch.output)
+        if output and self.malformed_output_lines:
+            middle = len(output) // 2
+            output[middle:middle] = [b'{"id": "batch_req_cut", "custom_id": \n'] * self.malformed_output_lines
+            self.malformed_output_lines = 0
+        batch.output_file_id = self._result_file(batch, "output", output)
         batch.error_file_id = self._result_file(batch, "error", batch.failures)
+        if batch.output_file_id and self.lost_output_files > 0:
+            self.lost_output_files -= 1
+            del self._files[batch.output_file_id]
 
     def _result_file(self, batch: FakeBatch, kind: str, lines: list[bytes]) -> str | None:
         if not lines:
             return None
-        return self._store_file(f"{batch.id}_{kind}.jsonl", "batch_output", b"".join(lines)).id
+        data = b"".join(lines)
+        return self._store_file(f"{batch.id}_{kind}.jsonl", "batch_output", data, batch.output_expiry).id
 
     def _handler(self):
         fake = self
@@ -748,6 +861,9 @@ class FakeLLM:
                     self.answered = True  # not a chat completion: neither counted nor in flight
                     self.answer(None)
                     return
+                self.batch_api()
+
+            def do_DELETE(self):
                 self.batch_api()
 
             def do_POST(self):
@@ -801,6 +917,15 @@ class FakeLLM:
                 refused = fake.refusal(self.headers, None)
                 if refused is not None:
                     self.send_json(*refused)
+                    return
+                fault = fake.api_fault(self.command, self.path)
+                if fault == "drop":
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if fault is not None:
+                    message = f"injected {fault} (batch_api_faults)"
+                    self.send_json(int(fault), api_error(message, None), retry_after=fault == "429")
                     return
                 status, payload, content_type = fake.answer_batch_api(self.command, self.path, self.headers, body)
                 try:

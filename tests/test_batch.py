@@ -62,6 +62,34 @@ def test_switching_mode_sends_nothing_that_is_cached(tmp_path, online_dataset):
         assert workflow.dataset() == online_dataset
 
 
+def test_transient_faults_of_the_batch_api_are_retried_and_the_build_completes_in_one_run(tmp_path, online_dataset):
+    """Three 500s while polling, a 503 on upload, a 429 on create and a dropped download: each call is
+    retried under llm.retry as an online request is, and no job fails."""
+    faults = {"retrieve": ["500", "500", "500"], "upload": ["503"], "create": ["429"], "content": ["drop"]}
+    with FakeLLM(batch_seconds=0.3, batch_api_faults=faults) as server:
+        workflow = batch_workflow(tmp_path, server)
+        workflow.overlay["llm"]["retry"] = {"base_delay": 0.05}
+        result = workflow.run()
+        assert server.batch_api_faults == {name: [] for name in faults}, "a fault was not met"
+        assert server.count == 0 and len(server.batches_created) == STAGE_WAVES
+        billed_once(server)
+        assert "batches.retrieve: HTTP 500" in result.stderr, "the run does not say what it retried"
+    assert workflow.dataset() == online_dataset
+
+
+def test_a_permanent_error_of_the_batch_api_is_not_retried_and_a_rerun_builds(tmp_path, online_dataset):
+    with FakeLLM(batch_seconds=0.3, batch_api_faults={"create": ["400"]}) as server:
+        workflow = batch_workflow(tmp_path, server)
+        result = workflow.run(check=False)
+        assert result.returncode != 0
+        assert server.api_calls["create"] == 1, "a 400 was asked again"
+        logs = "".join(p.read_text() for p in workflow.path("logs").rglob("subjects.log"))
+        assert "batches.create: HTTP 400: injected 400" in logs
+        workflow.run()
+        billed_once(server)
+    assert workflow.dataset() == online_dataset
+
+
 def killed_when(workflow: Workflow, condition: Callable[[], bool], timeout: float = 120) -> None:
     """Start the build and kill -9 its whole process group (Snakemake, jobs, stage server) once `condition` holds."""
     command, env = workflow.command()

@@ -220,3 +220,34 @@ def test_the_counters_count_what_was_sent_and_billed_and_reset_clears_them(serve
     assert (server.count, server.batches_created, server.files_uploaded, server.lines_billed) == (0, [], 0, 0)
     assert server.batch_requests == [] and not server.billed_per_key
     assert client.batches.retrieve(first.id).status == "completed", "a reset forgot the provider's batches"
+
+
+def test_batch_api_faults_answer_the_next_calls_of_an_operation_in_order_and_every_call_is_counted(server, client):
+    created = submit(client, input_file(2))
+    server.batch_api_faults = {"retrieve": ["500", "429", "404", "drop"]}
+    for error in (openai.InternalServerError, openai.RateLimitError, openai.NotFoundError, openai.APIConnectionError):
+        with pytest.raises(error):
+            client.batches.retrieve(created.id)
+    assert finished(client, created.id).status == "completed", "a fault outlived its call"
+    assert server.batch_api_faults == {"retrieve": []}
+    assert server.api_calls["upload"] == server.api_calls["create"] == 1 and server.api_calls["retrieve"] >= 5
+
+
+def test_files_keep_their_expiry_can_be_listed_and_deleted(server, client):
+    week = {"anchor": "created_at", "seconds": 7 * 24 * 3600}
+    uploaded = client.files.create(file=("input.jsonl", input_file(3)), purpose="batch", expires_after=week)
+    assert uploaded.expires_at == uploaded.created_at + week["seconds"]
+    created = client.batches.create(
+        input_file_id=uploaded.id, endpoint=ENDPOINT, completion_window="24h", output_expires_after=week
+    )
+    batch = finished(client, created.id)
+    output = client.files.retrieve(batch.output_file_id)
+    assert output.expires_at == output.created_at + week["seconds"]
+    assert [f.id for f in client.files.list()] == [output.id, uploaded.id] == [f["id"] for f in server.held_files][::-1]
+    assert [f.id for f in client.files.list(purpose="batch")] == [uploaded.id]
+    assert client.files.delete(uploaded.id).deleted
+    assert [f["id"] for f in server.held_files] == [output.id] and server.files_deleted == [uploaded.id]
+    with pytest.raises(openai.NotFoundError):
+        client.files.content(uploaded.id)
+    with pytest.raises(openai.BadRequestError, match="expires_after.seconds"):
+        client.files.create(file=("x.jsonl", input_file(1)), purpose="batch", expires_after={**week, "seconds": 60})

@@ -16,6 +16,10 @@ batch; an entry that never got its batch id is looked up with `batches.list` by 
 in the batch's metadata before a new batch is created. Replies are validated as online ones and
 stored the moment the output file is read; an invalid one is re-asked as the next attempt (by the
 sender), a line that failed (non-200) is asked again in a later batch, up to `llm.max_attempts`.
+
+A 20-hour wait is thousands of calls: each call of the Files and Batches API (upload, create, list,
+poll, download) is retried as an online request is, under `llm.retry`, on a 429, a 5xx, a timeout or
+a dropped connection, and the run's output says what it retried; a permanent error (a 4xx) is not.
 """
 
 from __future__ import annotations
@@ -25,23 +29,40 @@ import hashlib
 import logging
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
 from glan.io import read_json, write_bytes_atomic, write_json
-from glan.llm.backends.openai_compat import chat_body, reply_of, schema_of
+from glan.llm.backends.openai_compat import (
+    chat_body,
+    reply_of,
+    retry_after,
+    schema_of,
+    server_words,
+    transient_status,
+)
 from glan.llm.cache import Entry, ReplyCache
 from glan.llm.request import Request
-from glan.llm.retry import EndpointError
+from glan.llm.retry import EndpointError, RetryPolicy, TransientError
 from glan.llm.validate import reply_error
 
 ENDPOINT = "/v1/chat/completions"
 METADATA_KEY = "glan_input_sha256"
 TERMINAL = {"completed", "expired", "cancelled", "failed"}
 BYTES_PER_TOKEN = 4  # of an input line, to keep under llm.batch.max_enqueued_tokens: JSON and roles make it high
+T = TypeVar("T")
+
+
+class Refused(EndpointError):
+    """The provider answered a Files or Batches call with a permanent error (a 4xx): asking again will not help."""
+
+    def __init__(self, message: str, status: int):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -148,6 +169,7 @@ class Batcher:
         self.batch = settings["batch"]
         self.limits = FileLimits.of(self.batch)
         self.max_attempts = settings["max_attempts"]
+        self.retry = RetryPolicy.from_settings(settings)
         self.waiting: dict[str, list[Waiter]] = {}
         self.queue: dict[str, dict[str, bytes]] = {}  # model -> the next file's lines, by key
         self.failures: dict[str, int] = {}
@@ -285,23 +307,48 @@ class Batcher:
                 await asyncio.sleep(self.batch["poll_seconds"])
         self.enqueued[journal.sha256] = (journal.model, tokens)  # claimed before the next held file looks
 
+    async def _call(self, journal: Journal, what: str, call: Callable[..., Awaitable[T]], *args, **kwargs) -> T:
+        """One call of the Files or Batches API, retried as an online request is (llm.retry) on a 429, a 5xx, a
+        timeout or a dropped connection; Refused on a permanent error, EndpointError once the retries are spent."""
+        import openai
+
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return await call(*args, **kwargs)
+            except openai.APIConnectionError as error:  # timeouts included
+                failure = TransientError(f"{what}: no answer ({type(error).__name__}: {error})")
+            except openai.APIStatusError as error:
+                words = server_words(error)
+                said = f"{what}: HTTP {error.status_code}: {words}"
+                if not transient_status(error.status_code, words):
+                    raise Refused(said, error.status_code) from error
+                failure = TransientError(said, retry_after(error.response), error.status_code == 429)
+            wait = self.retry.wait(attempt, failure, time.monotonic() - started)
+            self._say(journal, f"retrying in {wait:.1f}s: {failure}")
+            await asyncio.sleep(wait)
+            attempt += 1
+
     async def _submit(self, journal: Journal) -> None:
         if self.cache.stopped is not None:  # its replies could not be stored: nothing more goes out
             raise self.cache.stopped
         if journal.creating:  # a run before this one may have created it and died before hearing its id
-            journal.batch_id = await self._find(journal.sha256)
+            journal.batch_id = await self._call(journal, "batches.list", self._find, journal.sha256)
             if journal.batch_id:
                 self._say(journal, "found by its metadata: waiting for it instead of sending again")
                 journal.save()
                 return
         if journal.file_id is None:
             upload = (journal.input.name, journal.input.read_bytes())
-            uploaded = await self.client.files.create(file=upload, purpose="batch")
+            uploaded = await self._call(journal, "files.create", self.client.files.create, file=upload, purpose="batch")
             journal.file_id = uploaded.id
             journal.save()
         journal.creating = True
         journal.save()
-        created = await self.client.batches.create(
+        created = await self._call(
+            journal,
+            "batches.create",
+            self.client.batches.create,
             input_file_id=journal.file_id,
             endpoint=ENDPOINT,
             completion_window="24h",
@@ -320,7 +367,7 @@ class Batcher:
     async def _poll(self, journal: Journal):
         wait = self.batch["poll_seconds"]
         while True:
-            batch = await self.client.batches.retrieve(journal.batch_id)
+            batch = await self._call(journal, "batches.retrieve", self.client.batches.retrieve, journal.batch_id)
             counts = batch.request_counts
             state = batch.status + (f" {counts.completed}/{counts.total}" if counts and counts.total else "")
             if state != journal.state:
@@ -337,7 +384,7 @@ class Batcher:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            content = await self.client.files.content(file_id)
+            content = await self._call(journal, "files.content", self.client.files.content, file_id)
             for raw in content.content.splitlines():
                 if not raw.strip():
                     continue

@@ -152,8 +152,8 @@ class OpenAIBackend:
         said = f"{self.base_url} answered HTTP {status}: {words}"
         if status in (401, 403):
             return EndpointError(f"{said}. The key was refused: set OPENAI_API_KEY")
-        if status in (408, 409, 429) or (status >= 500 and not REQUEST_INVALID.search(words)):
-            return TransientError(said, _retry_after(error.response), status == 429)
+        if transient_status(status, words):
+            return TransientError(said, retry_after(error.response), status == 429)
         if "response_format" in words or "json_schema" in words:
             return EndpointError(
                 f"{said}. The server does not take this structured output: set llm.structured_output: "
@@ -170,6 +170,14 @@ class OpenAIBackend:
 
 # A server's words for a request it will never accept (pydantic's, FastAPI's, OpenAI's own).
 REQUEST_INVALID = re.compile(r"validation error|invalid_request|Input should be|unsupported|not supported", re.I)
+
+
+def transient_status(status: int, words: str) -> bool:
+    """Whether an HTTP error status is worth asking again: a timeout, a conflict, a 429 or a 5xx that does not
+    say the request itself is invalid. Online replies and the Batch API's calls and lines are judged alike."""
+    return status in (408, 409, 429) or (status >= 500 and not REQUEST_INVALID.search(words))
+
+
 PYDANTIC_MESSAGE = re.compile(r"""'loc': \(([^)]*)\).*?'msg': (["'])(.*?)\2""", re.S)
 WORDS = 300  # characters of a server's message kept in an error
 
@@ -193,7 +201,8 @@ def server_words(error) -> str:
     return text[:WORDS] + ("…" if len(text) > WORDS else "")
 
 
-def _retry_after(response) -> float | None:
+def retry_after(response) -> float | None:
+    """A 429 or 503's Retry-After header, in seconds; None when absent or not a number."""
     try:
         return float(response.headers.get("retry-after"))
     except (TypeError, ValueError):
