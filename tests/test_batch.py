@@ -90,6 +90,17 @@ def test_a_permanent_error_of_the_batch_api_is_not_retried_and_a_rerun_builds(tm
     assert workflow.dataset() == online_dataset
 
 
+def test_a_line_refused_for_good_fails_its_job_at_once_as_online(tmp_path):
+    """A 400 (context length) is not asked again in a later batch up to llm.max_attempts."""
+    with FakeLLM(batch_seconds=0.3, batch_line_rejects=1.0) as server:
+        workflow = batch_workflow(tmp_path, server)
+        result = workflow.run(check=False)
+        assert result.returncode != 0
+        assert len(server.batches_created) == 1 and len(server.batch_requests) == FIRST_BUILD["subjects"]
+        logs = "".join(p.read_text() for p in workflow.path("logs").rglob("subjects.log"))
+        assert "was refused: status 400: context_length_exceeded" in logs
+
+
 def killed_when(workflow: Workflow, condition: Callable[[], bool], timeout: float = 120) -> None:
     """Start the build and kill -9 its whole process group (Snakemake, jobs, stage server) once `condition` holds."""
     command, env = workflow.command()

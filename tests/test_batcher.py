@@ -84,6 +84,14 @@ def test_failed_lines_are_asked_again_in_a_later_batch(tmp_path, monkeypatch):
         assert set(server.billed_per_key) == set(server.batch_custom_ids(server.batches_created[0]))
 
 
+def test_a_line_refused_for_good_fails_at_once_instead_of_going_into_a_later_batch(tmp_path, monkeypatch):
+    with FakeLLM(batch_seconds=0.2, batch_line_rejects=1.0) as server:
+        with pytest.raises(EndpointError, match="was refused: status 400: context_length_exceeded"):
+            send_in_batch(server, tmp_path, monkeypatch)
+        assert len(server.batches_created) == 1, "a refused line was sent again"
+        assert server.lines_billed == 0
+
+
 def test_a_batch_that_fails_validation_stops_with_the_providers_reason(tmp_path, monkeypatch):
     with FakeLLM(batch_seconds=0.2, batch_fail=True) as server:
         with pytest.raises(EndpointError, match="failed validation: invalid_request"):

@@ -15,7 +15,9 @@ later run (after a crash, or `kill -9`) finds its misses in an unfinished entry 
 batch; an entry that never got its batch id is looked up with `batches.list` by the file's sha256
 in the batch's metadata before a new batch is created. Replies are validated as online ones and
 stored the moment the output file is read; an invalid one is re-asked as the next attempt (by the
-sender), a line that failed (non-200) is asked again in a later batch, up to `llm.max_attempts`.
+sender), a line that failed (a 5xx, a 429) is asked again in a later batch, up to `llm.max_attempts`;
+a line refused for good (a 4xx: a context too long, a content filter) fails its job at once, as
+online, instead of costing a batch round trip per attempt.
 
 A 20-hour wait is thousands of calls: each call of the Files and Batches API (upload, create, list,
 poll, download) is retried as an online request is, under `llm.retry`, on a 429, a 5xx, a timeout or
@@ -120,6 +122,14 @@ def store_line(cache: ReplyCache, line: dict, bodies: dict[str, dict]) -> tuple[
         return key, "a completion without choices"
     entry = Entry(reply=reply, error=reply_error(request_of(bodies[key]), reply), via="batch")
     return key, cache.put(key, entry)
+
+
+def refused(line: dict) -> bool:
+    """A line the provider refused for good, as online (a 4xx but a timeout, conflict or 429; a 5xx saying the
+    request is invalid): a context too long, a content filter. Asked again, it would be refused again."""
+    status = (line.get("response") or {}).get("status_code")
+    words = _line_error(line.get("error") or (line.get("response") or {}).get("body"))
+    return isinstance(status, int) and status >= 400 and not transient_status(status, words)
 
 
 @dataclass
@@ -388,10 +398,13 @@ class Batcher:
             for raw in content.content.splitlines():
                 if not raw.strip():
                     continue
-                key, stored = store_line(self.cache, orjson.loads(raw), bodies)
+                line = orjson.loads(raw)
+                key, stored = store_line(self.cache, line, bodies)
                 answered.add(key)
                 if isinstance(stored, Entry):
                     self._resolve(key, stored)
+                elif refused(line):
+                    self._reject(key, stored)
                 else:
                     self._retry(key, bodies, stored)
         for key in journal.keys:
@@ -423,6 +436,12 @@ class Batcher:
                     )
             return
         self._enqueue(key, bodies[key])
+
+    def _reject(self, key: str, reason: str) -> None:
+        """Fail the line's requests at once, as online: no later batch would answer it."""
+        for waiter in self.waiting.get(key, []):
+            if not waiter.future.done():
+                waiter.future.set_exception(EndpointError(f"batch line {key} was refused: {reason}"))
 
     def _enqueue(self, key: str, body: dict) -> None:
         self.queue.setdefault(body["model"], {})[key] = input_line(key, body)
