@@ -19,6 +19,9 @@ As real servers differ: `GET /v1/models` lists `listed_models`, apart from `answ
 request for a model not among them is answered 404 `model_not_found`; by default any model is
 answered); with `api_key` set, a request with another key is answered `wrong_key_status` with
 `wrong_key_message` (401, as OpenAI; LiteLLM's proxy without a database says 400 `No connected db.`).
+A `json_schema` response_format OpenAI refuses (a bad name; in strict mode an object left open or with
+a property not required) is answered 400 with OpenAI's words, so a schema the product sends that OpenAI
+would refuse fails the tests too.
 
 It also speaks the Files and Batches endpoints of the OpenAI Batch API (upload, create, retrieve,
 list, cancel, output and error files), so batch mode is tested through the real client. A batch
@@ -105,6 +108,55 @@ def requested_schema(body: dict) -> dict | None:
     except orjson.JSONDecodeError:
         return None
     return schema if isinstance(schema, dict) and "type" in schema else None
+
+
+SCHEMA_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def response_format_error(response_format: dict) -> str | None:
+    """Why OpenAI refuses a `json_schema` response_format (None if it takes it): a name of 1-64 letters,
+    digits, _ or -, a schema, and in strict mode every object closed (`additionalProperties: false`) with
+    every property required."""
+    if response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema") or {}
+    if not isinstance(spec.get("name"), str) or not SCHEMA_NAME.match(spec["name"]):
+        return "Invalid 'response_format.json_schema.name': a string of 1-64 letters, digits, underscores or dashes."
+    if not isinstance(spec.get("schema"), dict):
+        return "Missing required parameter: 'response_format.json_schema.schema'."
+    if not spec.get("strict"):
+        return None
+    for where, node in subschemas(spec["schema"], ()):
+        if node.get("type") != "object":
+            continue
+        if node.get("additionalProperties") is not False:
+            return (
+                f"Invalid schema for response_format '{spec['name']}': In context={where}, 'additionalProperties' "
+                "is required to be supplied and to be false."
+            )
+        missing = [key for key in node.get("properties", {}) if key not in node.get("required", [])]
+        if missing:
+            return (
+                f"Invalid schema for response_format '{spec['name']}': In context={where}, 'required' is required "
+                f"to be supplied and to be an array including every key in properties. Missing '{missing[0]}'."
+            )
+    return None
+
+
+def subschemas(schema: dict, where: tuple):
+    """Every schema within `schema` (itself included), with the path of keys to it."""
+    yield where, schema
+    for key, sub in (schema.get("properties") or {}).items():
+        yield from subschemas(sub, (*where, "properties", key))
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(schema.get(keyword), dict):
+            yield from subschemas(schema[keyword], (*where, keyword))
+    for keyword in ("anyOf", "allOf", "oneOf"):
+        for index, sub in enumerate(schema.get(keyword) or []):
+            yield from subschemas(sub, (*where, keyword, str(index)))
+    for keyword in ("$defs", "definitions"):
+        for name, sub in (schema.get(keyword) or {}).items():
+            yield from subschemas(sub, (*where, keyword, name))
 
 
 class PromptCache:
@@ -531,13 +583,14 @@ class FakeLLM:
 
     def refusal(self, headers: Message, body: dict | None) -> tuple[int, dict] | None:
         """Status and error document of a request with a wrong key or (a chat body) for a model not
-        answered, as OpenAI words them; None for a request that is answered."""
+        answered or with a json_schema OpenAI refuses, as OpenAI words them; None for one that is answered."""
         if self.api_key is not None and headers.get("Authorization") != f"Bearer {self.api_key}":
             return self.wrong_key_status, api_error(self.wrong_key_message, "invalid_api_key")
         if body is not None and self.answered_models is not None and body.get("model") not in self.answered_models:
             message = f"The model `{body.get('model')}` does not exist or you do not have access to it."
             return 404, api_error(message, "model_not_found")
-        return None
+        invalid = None if body is None else response_format_error(body.get("response_format") or {})
+        return None if invalid is None else (400, api_error(invalid, None))
 
     def model_list(self) -> dict:
         models = [{"id": name, "object": "model", "created": 0, "owned_by": "fake"} for name in self.listed_models]
@@ -928,10 +981,7 @@ class FakeLLM:
                     self.send_json(int(fault), api_error(message, None), retry_after=fault == "429")
                     return
                 status, payload, content_type = fake.answer_batch_api(self.command, self.path, self.headers, body)
-                try:
-                    self.send_bytes(status, payload, content_type)
-                except (BrokenPipeError, ConnectionResetError):  # the client was killed while a create was held
-                    self.close_connection = True
+                self.send_bytes(status, payload, content_type)
 
             def send_json(self, status: int, document: dict, retry_after: bool = False):
                 payload = orjson.dumps(document)
@@ -944,8 +994,11 @@ class FakeLLM:
                 self.send_header("Content-Length", str(len(payload)))
                 if retry_after:
                     self.send_header("Retry-After", "0.2")
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a slow reply, a killed run)
+                    self.close_connection = True
 
         return Handler
 

@@ -63,3 +63,33 @@ def test_a_wrong_key_is_answered_as_configured_on_every_endpoint_and_any_key_goe
         assert call(server, "GET", "/models")[0] == 200
     with FakeLLM() as server:
         assert call(server, "POST", "/chat/completions", CHAT, key="sk-anything")[0] == 200
+
+
+def test_a_strict_json_schema_openai_would_refuse_is_refused_with_openais_words():
+    closed = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    nested = {**closed, "additionalProperties": False, "properties": {"a": closed}}
+
+    def response_format(schema: dict, name: str = "reply", strict: bool = True) -> dict:
+        return {
+            **CHAT,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": strict},
+            },
+        }
+
+    with FakeLLM() as server:
+        status, error = call(server, "POST", "/chat/completions", response_format(nested))
+        assert status == 400 and "context=('properties', 'a')" in error["error"]["message"]
+        assert "additionalProperties" in error["error"]["message"]
+        open_required = {**closed, "additionalProperties": False, "required": []}
+        assert (
+            "Missing 'a'"
+            in call(server, "POST", "/chat/completions", response_format(open_required))[1]["error"]["message"]
+        )
+        assert call(server, "POST", "/chat/completions", response_format(closed, name="a reply"))[0] == 400
+        assert call(server, "POST", "/chat/completions", response_format(nested, strict=False))[0] == 200
+        status, reply = call(
+            server, "POST", "/chat/completions", response_format({**closed, "additionalProperties": False})
+        )
+        assert status == 200 and set(json.loads(reply["choices"][0]["message"]["content"])) == {"a"}
