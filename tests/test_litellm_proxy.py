@@ -23,6 +23,7 @@ from fake_llm import FakeLLM
 from helpers import API_KEY, FIRST_BUILD, OPTICS, ROOT, Workflow, stage_counts
 from test_endpoints import failed_run, free_port
 
+pytestmark = pytest.mark.workflow  # every test runs Snakemake (through `through`, which conftest cannot see)
 MODEL = "fake-model"  # what Workflow builds with
 CLOSED = "closed-model"  # routed to a loopback server that has stopped
 WILD = "wild/*"  # a wildcard route: it answers wild/<any name>, and lists OpenAI's model names under it
