@@ -113,7 +113,8 @@ def test_max_enqueued_tokens_cuts_files_to_fit_and_holds_each_until_the_model_ha
     with FakeLLM(batch_seconds=0.3) as server:
         send_in_batch(server, tmp_path, monkeypatch, max_enqueued_tokens=limit)
         batches = sorted((server._batches[id] for id in server.batches_created), key=lambda b: b.created)
-        assert [len(b.custom_ids) for b in batches] == [3, 3, 3, 1]
+        # Which held file goes out first when room is made is not fixed: their sizes and that none overlap are.
+        assert sorted(len(b.custom_ids) for b in batches) == [1, 3, 3, 3]
         for earlier, later in pairwise(batches):
             assert later.created >= earlier.at(1.0), "a file went out while another filled the limit"
         assert server.lines_billed == len(REQUESTS)
