@@ -82,7 +82,7 @@ def test_a_batch_goes_through_its_states_to_completed_and_keeps_its_metadata(ser
     created = submit(client, input_file(5), run="spec")
     assert created.status == "validating" and created.metadata == {"run": "spec"}
     seen = polled(client, created.id)
-    statuses = [batch.status for batch in seen]
+    statuses = [created.status, *(batch.status for batch in seen)]  # a loaded machine's first poll may be late
     assert statuses == sorted(statuses, key=ORDER.index), "a state came back after a later one"
     assert {"validating", "in_progress", "completed"} <= set(statuses)
     done = [batch.request_counts.completed for batch in seen]

@@ -209,9 +209,10 @@ async def _probe(backend: OpenAIBackend, target: Target, max_attempts: int) -> N
 
 
 def preflight(targets: list[Target], settings: dict) -> list[str]:
-    """Check every target at once: the warnings of a run that goes on, or the first failure as one message."""
+    """Check every target at once: the warnings of a run that goes on (a model's, once for all its modes), or
+    the first failure as one message."""
 
     async def run() -> list[list[str]]:
         return await asyncio.gather(*(check(target, settings) for target in targets))
 
-    return [warning for warnings in asyncio.run(run()) for warning in warnings]
+    return list(dict.fromkeys(warning for warnings in asyncio.run(run()) for warning in warnings))  # once each
