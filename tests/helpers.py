@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -139,6 +140,11 @@ class Workflow:
         if check and result.returncode != 0:
             raise AssertionError(f"snakemake failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
+
+    def glan(self, *args: str) -> subprocess.CompletedProcess:
+        """A `glan` command in the copy, with the same config as `run`."""
+        command = [sys.executable, "-m", "glan.cli", *args, "--configfile", "config/tiny.yaml", "test.yaml"]
+        return subprocess.run(command, cwd=self.dir, env=self.environment(), capture_output=True, text=True)
 
     def dataset(self) -> bytes:
         return self.path("results/dataset.jsonl").read_bytes()

@@ -53,6 +53,9 @@ def test_a_put_over_an_unreadable_entry_replaces_it_in_either_layout(tmp_path, l
 def test_a_rebuild_sends_a_damaged_entry_once_says_so_and_the_next_sends_nothing(workflow):
     workflow.run()
     key = cut_one_row_short(workflow.path("cache"))
+    report = workflow.glan("cache", "verify")
+    assert report.returncode == 1 and "cache/cache.db: 65 entries readable, 1 damaged" in report.stdout
+    assert f"  damaged: {key}\n" in report.stdout and "a build starts by sending: subjects 1 " in report.stdout
 
     workflow.server.reset()
     shutil.rmtree(workflow.path("results"))

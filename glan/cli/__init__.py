@@ -5,6 +5,7 @@
     glan review    accept or reject proposed nodes (results/taxonomy/proposed.yaml) into taxonomy.yaml
     glan batch     export the requests a build would send as a Batch API input file; import its results
     glan status    the running (or last) build's requests, tokens and spend, live
+    glan cache     verify the reply cache: its damaged entries; --repair keeps every readable one
 
 Proposals themselves are a Snakemake target: `snakemake --cores 2 results/taxonomy/proposed.yaml`.
 Run from the workflow directory (or pass -d); `--configfile` takes the same overlays as snakemake.
@@ -51,6 +52,14 @@ def cmd_batch_import(args) -> int:
     imported = import_results(args.directory, args.configfile, args.results, args.accept_model)
     print("\n".join(import_report(imported, args.results)))
     return 0 if imported.understood else 1
+
+
+def cmd_cache_verify(args) -> int:
+    from glan.cli.cache import verify
+
+    lines, status = verify(args.directory, args.configfile, args.repair)
+    print("\n".join(lines))
+    return status
 
 
 def cmd_status(args) -> int:
@@ -134,6 +143,13 @@ def parser() -> argparse.ArgumentParser:
     )
     _config_args(results)
     results.set_defaults(run=cmd_batch_import)
+
+    cache = commands.add_parser("cache", help="the reply cache: find damaged entries, keep every readable one")
+    cache_steps = cache.add_subparsers(dest="step", required=True)
+    check = cache_steps.add_parser("verify", help="report damaged entries (count, keys, stages); run with no build")
+    _config_args(check)
+    check.add_argument("--repair", action="store_true", help="copy every readable entry of a damaged cache.db anew")
+    check.set_defaults(run=cmd_cache_verify)
 
     progress = commands.add_parser("status", help="the running (or last) build's progress and spend, live")
     progress.add_argument("-d", "--directory", default=".", help="the workflow directory (default: here)")

@@ -42,7 +42,7 @@ from glan.cli.changes import changes, removed_nodes
 from glan.config import load_config, stage_llm, stage_settings
 from glan.dataset.accounting import price_of, uncached
 from glan.llm.backends import make_backend
-from glan.llm.cache import Entry, open_cache
+from glan.llm.cache import Entry, ReplyReader, open_cache
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.prefix import Seen, cached
 from glan.llm.request import Request, canonical_json
@@ -71,13 +71,16 @@ def backend_identity(llm: dict) -> str:
 
 
 class CacheView:
-    """Read-only lookups in the reply cache; a missing cache directory is an empty cache (and stays missing)."""
+    """Read-only lookups in the reply cache; a missing cache directory is an empty cache (and stays missing).
 
-    def __init__(self, directory: str | Path):
-        self.cache = open_cache(directory) if os.path.isdir(directory) else None
+    `reader`: entries to look up instead of the directory's (`glan cache verify`: those a damaged one still holds)."""
+
+    def __init__(self, directory: str | Path, reader: ReplyReader | None = None):
+        self.cache = open_cache(directory) if reader is None and os.path.isdir(directory) else None
+        self.reader = reader or self.cache
 
     def get(self, key: str) -> Entry | None:
-        return self.cache.get(key) if self.cache is not None else None
+        return self.reader.get(key) if self.reader is not None else None
 
     def close(self) -> None:
         if self.cache is not None:
@@ -176,14 +179,14 @@ class PrefixShare:
 
 
 class Planner:
-    def __init__(self, directory: str | Path, config: dict):
+    def __init__(self, directory: str | Path, config: dict, reader: ReplyReader | None = None):
         self.dir = Path(directory)
         self.config = config
         self.stages = active(config)  # GLAN's four, and the judge where it is on
         # refused as a build refuses them, before any node is planned
         self.templates = {name: checked_template(stage, self.dir / "prompts") for name, stage in self.stages.items()}
         self.identities = {stage: backend_identity(stage_llm(config, stage)) for stage in self.stages}
-        self.cache = CacheView(self.dir / config["cache_dir"])
+        self.cache = CacheView(self.dir / config["cache_dir"], reader)
         self.seen_reply_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
         self.seen_prompt_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
         self.prefixes = {stage: PrefixShare() for stage in self.stages}
@@ -276,14 +279,17 @@ class Walk:
     shares: dict[str, float | None]  # per stage, the cached share of its prompt tokens (Planner.prefixes)
 
 
-def walk(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> Walk:
-    """Plan the selected nodes (`glan plan`, and the requests `glan batch` exports and imports)."""
+def walk(
+    directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = (), reader: ReplyReader | None = None
+) -> Walk:
+    """Plan the selected nodes (`glan plan`, and the requests `glan batch` exports and imports), against
+    the config's cache or `reader`."""
     directory = Path(directory)
     config = load_config(directory, configfiles)
     roots = load_taxonomy(directory / config["taxonomy"])
     records = {leaf.id: leaf.record() for leaf in leaves(roots)}
     ids = select(list(records), config["select"])
-    planner = Planner(directory, config)
+    planner = Planner(directory, config, reader)
     try:
         plans = [planner.node(records[node_id]) for node_id in ids]
         planner.finish(plans)

@@ -116,18 +116,18 @@ class CacheLayoutError(ValueError):
 
 
 class DamagedCache(CacheLayoutError):
-    """SQLite cannot read cache.db."""
+    """SQLite cannot read cache.db: `why`, in SQLite's words or from its header."""
+
+    def __init__(self, database: str, why: str):
+        self.why = why
+        super().__init__(
+            f"{database} is damaged ({why}): run `glan cache verify --repair` (with no build running) to copy "
+            "every entry still readable into a new cache.db; the old file is kept beside it"
+        )
 
 
 class StoreFailed(CacheLayoutError):
     """A reply cannot be stored: no request may go out after it, since its reply would be lost."""
-
-
-def repair_advice(database: str, why: str) -> DamagedCache:
-    return DamagedCache(
-        f"{database} is damaged ({why}): run `glan cache verify --repair` (with no build running) to copy "
-        "every entry still readable into a new cache.db; the old file is kept beside it"
-    )
 
 
 def check_database(database: str) -> None:
@@ -142,12 +142,12 @@ def check_database(database: str) -> None:
     if not header:
         return  # SQLite has made the file and not written it yet: an empty cache
     if len(header) < 100 or not header.startswith(b"SQLite format 3\0"):
-        raise repair_advice(database, "not an SQLite database")
+        raise DamagedCache(database, "not an SQLite database")
     page_size = int.from_bytes(header[16:18], "big")
     pages = int.from_bytes(header[28:32], "big")
     trusted = header[24:28] == header[92:96]  # the page count is valid for this version of the file
     if trusted and size < pages * (65536 if page_size == 1 else page_size):
-        raise repair_advice(database, f"{size:,} bytes where its header says {pages:,} pages of {page_size:,}")
+        raise DamagedCache(database, f"{size:,} bytes where its header says {pages:,} pages of {page_size:,}")
 
 
 @contextlib.contextmanager
@@ -158,7 +158,7 @@ def _named(database: str) -> Iterator[None]:
     except sqlite3.DatabaseError as error:
         if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             raise
-        raise repair_advice(database, str(error)) from error
+        raise DamagedCache(database, str(error)) from error
 
 
 _OUT_OF_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
@@ -252,7 +252,7 @@ class _Stores:
         """Append the entry to this process's spill file, in the first place that takes it; its path, or None.
 
         Each line starts on a line of its own, so one cut short by the full disk spoils no other."""
-        line = b"\n" + _encode(key, entry) + b"\n"
+        line = b"\n" + encode_entry(key, entry) + b"\n"
         writer = f"{socket.gethostname()}.{os.getpid()}"
         places = [self._spill] if self._spill else []
         places += [_spill_name(place, self.directory, writer) for place in _spill_places(self.directory)]
@@ -300,7 +300,7 @@ def _spilled(path: str) -> list[tuple[str, Entry]]:
             key = orjson.loads(line)["key"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             continue  # an empty line, or one the full disk cut short
-        entry = _decode(line, key)
+        entry = decode_entry(line, key)
         if entry is not None:
             entries.append((key, entry))
     return entries
@@ -423,13 +423,13 @@ class DiskReplyCache(_Stores):
             raw = self._cache.get(key)
         if raw is None:
             return None
-        entry = _decode(raw, key)
+        entry = decode_entry(raw, key)
         if entry is None:
             self.damaged.add(key)
         return entry
 
     def _store(self, key: str, entry: Entry) -> Entry:
-        value = _encode(key, entry)
+        value = encode_entry(key, entry)
         with _named(self.database):
             if self._cache.add(key, value):
                 return entry
@@ -498,7 +498,7 @@ class ReadOnlyDiskCache(_Stores):
             raw = self._disk.fetch(*row, False)
         except OSError:
             raw = None
-        entry = None if raw is None else _decode(raw, key)
+        entry = None if raw is None else decode_entry(raw, key)
         if entry is None:
             self.damaged.add(key)
         return entry
@@ -528,11 +528,11 @@ class ReadOnlyDiskCache(_Stores):
         self.close()
 
 
-def _encode(key: str, entry: Entry) -> bytes:
+def encode_entry(key: str, entry: Entry) -> bytes:
     return orjson.dumps({"key": key, "reply": entry.reply.to_dict(), "error": entry.error, "via": entry.via})
 
 
-def _decode(raw: bytes, key: str) -> Entry | None:
+def decode_entry(raw: bytes, key: str) -> Entry | None:
     """None for bytes that are not a whole entry for `key` (a write cut short, a misplaced file)."""
     try:
         data = orjson.loads(raw)
@@ -580,7 +580,7 @@ class FileReplyCache(_Stores):
         folder = os.path.dirname(path)
         os.makedirs(folder, exist_ok=True)
         temporary = os.path.join(folder, f".{key}.{self._writer}.{uuid.uuid4().hex}.tmp")
-        data = _encode(key, entry)
+        data = encode_entry(key, entry)
         try:
             with open(temporary, "xb") as f:
                 f.write(data)
@@ -606,7 +606,7 @@ class FileReplyCache(_Stores):
     def _read(self, path: str, key: str) -> Entry | None:
         try:
             with open(path, "rb") as f:
-                entry = _decode(f.read(), key)
+                entry = decode_entry(f.read(), key)
         except FileNotFoundError:
             return None
         if entry is None:
