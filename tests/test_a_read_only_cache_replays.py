@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from helpers import read_only, small_filesystem
 
-from glan.llm.cache import Entry, StoreFailed, open_cache, prepare_cache
+from glan.llm.cache import Entry, StoreFailed, open_cache, prepare_cache, spill_files
 from glan.llm.request import Reply
 
 
-def test_a_read_only_diskcache_reads_and_refuses_to_store_in_one_line(tmp_path):
+@pytest.mark.parametrize("layout", ["diskcache", "files"])
+def test_a_read_only_cache_reads_and_refuses_to_store_in_one_line(tmp_path, layout):
     with small_filesystem(tmp_path / "cache", "2m") as folder:
-        prepare_cache(folder, "diskcache")
+        prepare_cache(folder, layout)
         with open_cache(folder) as cache:
             cache.put("k", Entry(Reply(text="paid")))
         read_only(folder)
@@ -22,6 +24,9 @@ def test_a_read_only_diskcache_reads_and_refuses_to_store_in_one_line(tmp_path):
             assert cache.get("k").reply.text == "paid" and len(cache) == 1 and list(cache.keys()) == ["k"]
             assert isinstance(cache.stopped, StoreFailed)
             assert str(cache.stopped).startswith(f"{folder} is not writable")
+            with pytest.raises(StoreFailed):  # a reply that comes anyway is kept in a spill file beside the cache
+                cache.put("new", Entry(Reply(text="paid too")))
+        assert len(spill_files(str(folder))) == 1
 
 
 def test_a_replay_from_a_read_only_cache_builds_and_a_build_needing_replies_names_the_folder(workflow):

@@ -156,20 +156,35 @@ def _named(database: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.DatabaseError as error:
-        if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        if _sqlite_code(error) not in (SQLITE_CORRUPT, SQLITE_NOTADB):
             raise
         raise DamagedCache(database, str(error)) from error
 
 
 _OUT_OF_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
-_SQLITE_OUT_OF_ROOM = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}
+# SQLite's primary result codes (sqlite3 names them from Python 3.11 on), and their messages for 3.10.
+SQLITE_READONLY, SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 8, 10, 11, 13, 14, 26
+_SQLITE_MESSAGES = {
+    "attempt to write a readonly database": SQLITE_READONLY,
+    "disk I/O error": SQLITE_IOERR,
+    "database disk image is malformed": SQLITE_CORRUPT,
+    "database or disk is full": SQLITE_FULL,
+    "unable to open database file": SQLITE_CANTOPEN,
+    "file is not a database": SQLITE_NOTADB,
+}
+_SQLITE_OUT_OF_ROOM = {SQLITE_FULL, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN}
+
+
+def _sqlite_code(error: sqlite3.Error) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return _SQLITE_MESSAGES.get(str(error)) if code is None else code & 0xFF
 
 
 def out_of_room(error: BaseException) -> str | None:
     """Why a store failed, where the disk (full, over quota, read-only) is the reason; None for other errors."""
     if isinstance(error, OSError) and error.errno in _OUT_OF_ROOM:
         return error.strerror or str(error)
-    if isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF in _SQLITE_OUT_OF_ROOM:
+    if isinstance(error, sqlite3.OperationalError) and _sqlite_code(error) in _SQLITE_OUT_OF_ROOM:
         return str(error)
     return None
 
