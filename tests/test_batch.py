@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from math import ceil
 
+import orjson
 import pytest
 from fake_llm import FakeLLM
 from helpers import DISCIPLINES, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
@@ -99,6 +100,41 @@ def test_a_line_refused_for_good_fails_its_job_at_once_as_online(tmp_path):
         assert len(server.batches_created) == 1 and len(server.batch_requests) == FIRST_BUILD["subjects"]
         logs = "".join(p.read_text() for p in workflow.path("logs").rglob("subjects.log"))
         assert "was refused: status 400: context_length_exceeded" in logs
+
+
+def closed_journals(workflow: Workflow) -> list[dict]:
+    found = [orjson.loads(text) for text in journals(workflow)]
+    assert all(journal["done"] for journal in found), "a journal stayed open"
+    return found
+
+
+def test_a_malformed_output_line_is_skipped_and_named_and_the_build_completes_in_one_run(tmp_path, online_dataset):
+    with FakeLLM(batch_seconds=0.3, malformed_output_lines=1) as server:
+        workflow = batch_workflow(tmp_path, server)
+        result = workflow.run()
+        assert server.malformed_output_lines == 0, "no output file had the malformed line"
+        assert "is not a Batch API output line, skipped" in result.stderr
+        assert server.count == 0 and len(server.batches_created) == STAGE_WAVES
+        billed_once(server)  # every line after the malformed one was read and stored
+        closed_journals(workflow)
+    assert workflow.dataset() == online_dataset
+
+
+def test_a_deleted_output_file_is_reported_and_its_lines_asked_again_once(tmp_path, online_dataset):
+    with FakeLLM(batch_seconds=0.3, lost_output_files=1) as server:
+        workflow = batch_workflow(tmp_path, server)
+        result = workflow.run()
+        assert "cannot be read" in result.stderr and "HTTP 404" in result.stderr
+        assert server.count == 0 and len(server.batches_created) == STAGE_WAVES + 1
+        lost = set(server.batch_custom_ids(server.batches_created[0]))
+        billed = server.billed_per_key
+        # the provider lost what it billed: those lines are paid again, once; every other request once
+        assert {key for key, times in billed.items() if times == 2} == lost
+        assert billed.total() == FIRST_BUILD_TOTAL + len(lost) and max(billed.values()) == 2
+        assert sum("cannot be read" in journal["reason"] for journal in closed_journals(workflow)) == 1
+        workflow.run("--forceall")
+        assert len(server.batches_created) == STAGE_WAVES + 1, "a later run asked again"
+    assert workflow.dataset() == online_dataset
 
 
 def killed_when(workflow: Workflow, condition: Callable[[], bool], timeout: float = 120) -> None:

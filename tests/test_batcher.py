@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from itertools import pairwise
 
+import orjson
 import pytest
 from fake_llm import FakeLLM
 from helpers import DEFAULTS
@@ -90,6 +91,28 @@ def test_a_line_refused_for_good_fails_at_once_instead_of_going_into_a_later_bat
             send_in_batch(server, tmp_path, monkeypatch)
         assert len(server.batches_created) == 1, "a refused line was sent again"
         assert server.lines_billed == 0
+
+
+def test_a_batch_the_provider_does_not_know_closes_its_journal_and_its_requests_are_asked_again(tmp_path, monkeypatch):
+    with FakeLLM(batch_seconds=0.2, batch_api_faults={"retrieve": ["404"]}) as server:
+        send_in_batch(server, tmp_path, monkeypatch)
+        assert len(server.batches_created) == 2
+        [first, second] = server.batches_created
+        assert server.batch_custom_ids(second) == server.batch_custom_ids(first)
+    reasons = [orjson.loads(p.read_bytes())["reason"] for p in (tmp_path / "cache" / "batches").glob("*.json")]
+    why = f"the provider knows no batch {first} (batches.retrieve: HTTP 404: injected 404 (batch_api_faults))"
+    assert sorted(reasons) == ["", why], "the lost batch's journal was overwritten by the one that asked again"
+
+
+def test_a_deleted_local_input_file_still_stores_the_replies_of_the_requests_waiting(tmp_path, monkeypatch):
+    def delete_inputs(server: FakeLLM) -> None:
+        for path in (tmp_path / "cache" / "batches").glob("*.jsonl"):
+            path.unlink()
+
+    with FakeLLM(batch_seconds=0.3) as server:
+        stats = send_in_batch(server, tmp_path, monkeypatch, during=lambda s: after_first_batch(s, delete_inputs))
+        assert len(server.batches_created) == 1 and server.lines_billed == len(REQUESTS)
+        assert stats.sent == len(REQUESTS)
 
 
 def test_a_batch_that_fails_validation_stops_with_the_providers_reason(tmp_path, monkeypatch):

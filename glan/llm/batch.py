@@ -12,16 +12,23 @@ Nothing is paid twice. A journal under the cache directory (`<cache_dir>/batches
 beside the input file `<sha256>.jsonl`) is written before each step: the file's keys before the
 upload, the file id after it, `creating` before `batches.create` and the batch id right after. A
 later run (after a crash, or `kill -9`) finds its misses in an unfinished entry and waits for that
-batch; an entry that never got its batch id is looked up with `batches.list` by the file's sha256
-in the batch's metadata before a new batch is created. Replies are validated as online ones and
-stored the moment the output file is read; an invalid one is re-asked as the next attempt (by the
-sender), a line that failed (a 5xx, a 429) is asked again in a later batch, up to `llm.max_attempts`;
-a line refused for good (a 4xx: a context too long, a content filter) fails its job at once, as
-online, instead of costing a batch round trip per attempt.
+batch; an entry that never got its batch id is looked up with `batches.list` by the file's sha256 in
+the batch's metadata and its input file id before a new batch is created. The same lines asked again
+get a journal of their own (`<sha256>-2.json`), so the first stays the record. Replies are validated
+as online ones and stored the moment the output file is read; an invalid one is re-asked as the next
+attempt (by the sender), a line that failed (a 5xx, a 429) is asked again in a later batch, up to
+`llm.max_attempts`; a line refused for good (a 4xx: a context too long, a content filter) fails its
+job at once, as online, instead of costing a batch round trip per attempt.
 
 A 20-hour wait is thousands of calls: each call of the Files and Batches API (upload, create, list,
 poll, download) is retried as an online request is, under `llm.retry`, on a 429, a 5xx, a timeout or
 a dropped connection, and the run's output says what it retried; a permanent error (a 4xx) is not.
+A batch that can never be read closes its journal with the reason (`reason`), so no later run
+tries it again: a malformed output line is skipped and named (the lines after it are stored, its
+request asked again); an output file gone (404: expired or deleted) is reported and the requests
+it answered are asked again, once; so are those of a batch the provider does not know (404) and of
+an input file deleted before its upload. An input file deleted later still stores the replies of
+the requests waiting now.
 """
 
 from __future__ import annotations
@@ -136,6 +143,7 @@ def refused(line: dict) -> bool:
 class Waiter:
     future: asyncio.Future
     log: logging.Logger
+    request: Request  # what to ask again when the journal's input file is gone
 
 
 @dataclass
@@ -151,14 +159,19 @@ class Journal:
     batch_id: str | None = None
     done: bool = False
     state: str = "gathered"
+    reason: str = ""  # why it closed before its batch's replies were all read
     seen: set[str] = field(default_factory=set)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
 
     @property
     def input(self) -> Path:
         return self.path.with_suffix(".jsonl")
 
     def save(self) -> None:
-        fields = ("sha256", "keys", "model", "file_id", "creating", "batch_id", "done", "state")
+        fields = ("sha256", "keys", "model", "file_id", "creating", "batch_id", "done", "state", "reason")
         write_json(self.path, {name: getattr(self, name) for name in fields})
 
     @classmethod
@@ -184,8 +197,8 @@ class Batcher:
         self.queue: dict[str, dict[str, bytes]] = {}  # model -> the next file's lines, by key
         self.failures: dict[str, int] = {}
         self.open: dict[str, Journal] = {}  # key -> the unfinished journal entry it is in
-        self.runs: dict[str, asyncio.Task] = {}  # sha256 -> the task that sees its batch through
-        self.enqueued: dict[str, tuple[str, int]] = {}  # sha256 -> (model, tokens) of batches created, not ended
+        self.runs: dict[str, asyncio.Task] = {}  # journal name -> the task that sees its batch through
+        self.enqueued: dict[str, tuple[str, int]] = {}  # journal name -> (model, tokens) of batches created, not ended
         self.last_arrival = 0.0
         self.gatherer: asyncio.Task | None = None
         self.loaded = False
@@ -193,7 +206,7 @@ class Batcher:
     async def answer(self, request: Request, key: str, log: logging.Logger) -> Entry:
         """The stored entry for this attempt, once a batch has answered it."""
         self._load()
-        waiter = Waiter(asyncio.get_running_loop().create_future(), log)
+        waiter = Waiter(asyncio.get_running_loop().create_future(), log, request)
         self.waiting.setdefault(key, []).append(waiter)
         if key in self.open:
             self._run(self.open[key])
@@ -248,7 +261,11 @@ class Batcher:
         content = b"".join(line for _, line in lines)
         sha = hashlib.sha256(content).hexdigest()
         self.folder.mkdir(parents=True, exist_ok=True)
-        journal = Journal(path=self.folder / f"{sha}.json", sha256=sha, keys=[key for key, _ in lines], model=model)
+        path, copies = self.folder / f"{sha}.json", 1
+        while path.exists():  # the same lines asked again (a batch that was lost): the first journal stays the record
+            copies += 1
+            path = self.folder / f"{sha}-{copies}.json"
+        journal = Journal(path=path, sha256=sha, keys=[key for key, _ in lines], model=model)
         write_bytes_atomic(journal.input, content)
         journal.save()  # the keys are journalled before anything goes out
         self.open.update(dict.fromkeys(journal.keys, journal))
@@ -257,9 +274,9 @@ class Batcher:
     # -- one batch, from upload to stored replies ----------------------------------------------
 
     def _run(self, journal: Journal) -> None:
-        task = self.runs.get(journal.sha256)
+        task = self.runs.get(journal.name)
         if task is None or task.done():
-            self.runs[journal.sha256] = asyncio.create_task(self._see_through(journal))
+            self.runs[journal.name] = asyncio.create_task(self._see_through(journal))
 
     def _say(self, journal: Journal, text: str) -> None:
         """One line in the run's output, and in the log of every job that waits on this batch."""
@@ -273,31 +290,42 @@ class Batcher:
         try:
             while True:
                 if journal.batch_id is None:
+                    if journal.file_id is None and not journal.input.exists():
+                        self._abandon(journal, f"its input file {journal.input} is gone before the upload")
+                        return
                     await self._room_for(journal)
                     await self._submit(journal)
-                self.enqueued[journal.sha256] = (journal.model, self._tokens(journal))
+                self.enqueued[journal.name] = (journal.model, self._tokens(journal))
                 batch = await self._poll(journal)
                 if batch.status == "failed":
                     if _token_limit(batch):
                         self._say(journal, "token_limit_exceeded: the file is held and tried again later")
                         journal.batch_id, journal.creating = None, False
                         journal.save()
-                        self.enqueued.pop(journal.sha256, None)
+                        self.enqueued.pop(journal.name, None)
                         await asyncio.sleep(self.batch["poll_seconds"])
                         continue
                     self._fail(journal, f"the batch failed validation: {_errors(batch)}")
-                    self._close(journal)
+                    self._close(journal, f"failed validation: {_errors(batch)}")
                     return
                 await self._collect(journal, batch)
                 return
-        except Exception as error:  # its waiters fail with the reason; the journal keeps it for a later run
+        except Exception as error:
+            if isinstance(error, Refused) and error.status == 404 and journal.batch_id is not None:
+                self._abandon(journal, f"the provider knows no batch {journal.batch_id} ({error})")
+                return
+            # its waiters fail with the reason; the journal keeps it for a later run
             self._say(journal, f"stopped: {type(error).__name__}: {error}")
             self._fail(journal, f"{type(error).__name__}: {error}")
         finally:
-            self.enqueued.pop(journal.sha256, None)
+            self.enqueued.pop(journal.name, None)
 
     def _tokens(self, journal: Journal) -> int:
-        return journal.input.stat().st_size // BYTES_PER_TOKEN
+        """About the input file's tokens; an input deleted since keeps what it claimed (none if it never did)."""
+        try:
+            return journal.input.stat().st_size // BYTES_PER_TOKEN
+        except FileNotFoundError:
+            return self.enqueued.get(journal.name, ("", 0))[1]
 
     async def _room_for(self, journal: Journal) -> None:
         """Hold the file while the model's batches in progress leave it no room under max_enqueued_tokens."""
@@ -315,7 +343,7 @@ class Batcher:
             )
             while enqueued() and enqueued() + tokens > limit:
                 await asyncio.sleep(self.batch["poll_seconds"])
-        self.enqueued[journal.sha256] = (journal.model, tokens)  # claimed before the next held file looks
+        self.enqueued[journal.name] = (journal.model, tokens)  # claimed before the next held file looks
 
     async def _call(self, journal: Journal, what: str, call: Callable[..., Awaitable[T]], *args, **kwargs) -> T:
         """One call of the Files or Batches API, retried as an online request is (llm.retry) on a 429, a 5xx, a
@@ -343,7 +371,7 @@ class Batcher:
         if self.cache.stopped is not None:  # its replies could not be stored: nothing more goes out
             raise self.cache.stopped
         if journal.creating:  # a run before this one may have created it and died before hearing its id
-            journal.batch_id = await self._call(journal, "batches.list", self._find, journal.sha256)
+            journal.batch_id = await self._call(journal, "batches.list", self._find, journal)
             if journal.batch_id:
                 self._say(journal, "found by its metadata: waiting for it instead of sending again")
                 journal.save()
@@ -368,9 +396,11 @@ class Batcher:
         journal.save()
         self._say(journal, "created")
 
-    async def _find(self, sha: str) -> str | None:
+    async def _find(self, journal: Journal) -> str | None:
+        """The batch created from this journal's upload (its metadata names the content, its input the file id)."""
         async for batch in self.client.batches.list(limit=100):
-            if (batch.metadata or {}).get(METADATA_KEY) == sha and batch.status not in ("failed",):
+            mine = (batch.metadata or {}).get(METADATA_KEY) == journal.sha256 and batch.input_file_id == journal.file_id
+            if mine and batch.status != "failed":
                 return batch.id
         return None
 
@@ -389,17 +419,31 @@ class Batcher:
             wait = min(wait * 1.5, 10 * self.batch["poll_seconds"])
 
     async def _collect(self, journal: Journal, batch) -> None:
-        bodies = journal.bodies()
+        bodies = self._bodies(journal)
         answered: set[str] = set()
+        lost: list[str] = []
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            content = await self._call(journal, "files.content", self.client.files.content, file_id)
-            for raw in content.content.splitlines():
+            try:
+                content = await self._call(journal, "files.content", self.client.files.content, file_id)
+            except Refused as error:  # expired or deleted: its lines are asked again, once, as the journal closes
+                lost.append(f"file {file_id} cannot be read ({error})")
+                self._say(journal, f"{lost[-1]}: the requests it answered are asked again")
+                continue
+            for number, raw in enumerate(content.content.splitlines(), 1):
                 if not raw.strip():
                     continue
-                line = orjson.loads(raw)
-                key, stored = store_line(self.cache, line, bodies)
+                try:
+                    line = orjson.loads(raw)
+                    key, stored = store_line(self.cache, line, bodies)
+                except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, IndexError):
+                    self._say(
+                        journal,
+                        f"line {number} of file {file_id} is not a Batch API output line, skipped "
+                        f"(its request, if any, is asked again): {raw[:80]!r}",
+                    )
+                    continue
                 answered.add(key)
                 if isinstance(stored, Entry):
                     self._resolve(key, stored)
@@ -410,10 +454,29 @@ class Batcher:
         for key in journal.keys:
             if key not in answered:  # expired or cancelled before it was done: into a later batch, as an attempt
                 self._retry(key, bodies, f"not done when the batch ended ({batch.status})")
-        self._close(journal)
+        self._close(journal, "; ".join(lost))
 
-    def _close(self, journal: Journal) -> None:
-        journal.done = True
+    def _bodies(self, journal: Journal) -> dict[str, dict]:
+        """The bodies of the journal's lines; with its input file gone, those of the requests waiting now."""
+        try:
+            return journal.bodies()
+        except FileNotFoundError:
+            self._say(journal, f"its input file {journal.input} is gone: only the requests waiting now are stored")
+            return self._waiting_bodies(journal)
+
+    def _waiting_bodies(self, journal: Journal) -> dict[str, dict]:
+        return {key: chat_body(self.waiting[key][0].request) for key in journal.keys if self.waiting.get(key)}
+
+    def _abandon(self, journal: Journal, reason: str) -> None:
+        """Close a journal whose batch can never be read, and ask its waiting requests again, in a later batch."""
+        self._say(journal, f"{reason}: closed, its requests are asked again")
+        self._close(journal, reason)
+        bodies = self._waiting_bodies(journal)
+        for key in bodies:
+            self._retry(key, bodies, reason)
+
+    def _close(self, journal: Journal, reason: str = "") -> None:
+        journal.done, journal.reason = True, reason
         journal.save()
         for key in journal.keys:
             if self.open.get(key) is journal:
