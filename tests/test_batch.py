@@ -51,6 +51,10 @@ def test_a_batch_build_sends_one_batch_per_stage_wave_and_makes_the_online_datas
         assert workflow.dataset() == online_dataset
         logs = "".join(p.read_text() for p in workflow.path("logs").rglob("subjects.log"))
         assert "completed" in logs and "batch " in logs, "a job's log names the batch it waited on"
+        assert server.held_files == [], "a file was left at the provider"
+        assert len(server.files_deleted) == 2 * STAGE_WAVES  # each input and its output (no line failed)
+        assert not list(workflow.path("cache/batches").glob("*.jsonl")), "a local input outlived its journal"
+        assert len(closed_journals(workflow)) == STAGE_WAVES
 
 
 def test_switching_mode_sends_nothing_that_is_cached(tmp_path, online_dataset):

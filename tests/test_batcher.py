@@ -115,6 +115,18 @@ def test_a_deleted_local_input_file_still_stores_the_replies_of_the_requests_wai
         assert stats.sent == len(REQUESTS)
 
 
+def test_every_file_of_a_batch_is_deleted_once_read_or_else_left_with_an_expiry(tmp_path, monkeypatch):
+    with FakeLLM(batch_seconds=0.2, batch_line_faults=0.3) as server:
+        send_in_batch(server, tmp_path, monkeypatch)
+        assert server.held_files == [] and len(server.files_deleted) > 2 * len(server.batches_created) - 1
+    with FakeLLM(batch_seconds=0.2, batch_line_faults=0.3, batch_api_faults={"delete": ["400"] * 100}) as server:
+        send_in_batch(server, tmp_path / "again", monkeypatch)
+        held = server.held_files
+        assert len(held) == server.api_calls["delete"] > 2 and server.files_deleted == []
+        assert all(f["expires_at"] == f["created_at"] + 30 * 24 * 3600 for f in held), "a file was left with no expiry"
+    assert not list((tmp_path / "cache" / "batches").glob("*.jsonl")), "a local input outlived its journal"
+
+
 def test_a_batch_that_fails_validation_stops_with_the_providers_reason(tmp_path, monkeypatch):
     with FakeLLM(batch_seconds=0.2, batch_fail=True) as server:
         with pytest.raises(EndpointError, match="failed validation: invalid_request"):

@@ -29,6 +29,11 @@ request asked again); an output file gone (404: expired or deleted) is reported 
 it answered are asked again, once; so are those of a batch the provider does not know (404) and of
 an input file deleted before its upload. An input file deleted later still stores the replies of
 the requests waiting now.
+
+Nothing piles up at the provider or on disk: every upload carries a 30-day expiry (`expires_after`),
+and so do a batch's output and error files (`output_expires_after`); once a journal closes, its
+input, output and error files are deleted at the provider (one that cannot be is left to expire) and
+its local input `.jsonl` is removed. The journal stays: the record that its keys were paid for.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ ENDPOINT = "/v1/chat/completions"
 METADATA_KEY = "glan_input_sha256"
 TERMINAL = {"completed", "expired", "cancelled", "failed"}
 BYTES_PER_TOKEN = 4  # of an input line, to keep under llm.batch.max_enqueued_tokens: JSON and roles make it high
+# Every file uploaded or written for a batch expires: deleted once read, it still goes if a run dies first.
+# 30 days, the longest OpenAI takes (Azure takes 14 to 30) and far past the 24-hour window.
+FILE_EXPIRY = {"anchor": "created_at", "seconds": 30 * 24 * 3600}
+CLEANUP_SECONDS = 30  # a closing process waits so long for its deletes in flight; what is left expires
 T = TypeVar("T")
 
 
@@ -201,6 +210,7 @@ class Batcher:
         self.enqueued: dict[str, tuple[str, int]] = {}  # journal name -> (model, tokens) of batches created, not ended
         self.last_arrival = 0.0
         self.gatherer: asyncio.Task | None = None
+        self.cleanups: set[asyncio.Task] = set()  # deletes of closed batches' files at the provider
         self.loaded = False
 
     async def answer(self, request: Request, key: str, log: logging.Logger) -> Entry:
@@ -224,7 +234,9 @@ class Batcher:
                     lines.pop(key, None)
 
     async def aclose(self) -> None:
-        tasks = [t for t in (self.gatherer, *self.runs.values()) if t is not None]
+        if self.cleanups:
+            await asyncio.wait(self.cleanups, timeout=CLEANUP_SECONDS)
+        tasks = [t for t in (self.gatherer, *self.runs.values(), *self.cleanups) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -307,6 +319,7 @@ class Batcher:
                         continue
                     self._fail(journal, f"the batch failed validation: {_errors(batch)}")
                     self._close(journal, f"failed validation: {_errors(batch)}")
+                    self._discard(journal, journal.file_id)
                     return
                 await self._collect(journal, batch)
                 return
@@ -378,7 +391,10 @@ class Batcher:
                 return
         if journal.file_id is None:
             upload = (journal.input.name, journal.input.read_bytes())
-            uploaded = await self._call(journal, "files.create", self.client.files.create, file=upload, purpose="batch")
+            create = self.client.files.create
+            uploaded = await self._call(
+                journal, "files.create", create, file=upload, purpose="batch", expires_after=FILE_EXPIRY
+            )
             journal.file_id = uploaded.id
             journal.save()
         journal.creating = True
@@ -391,6 +407,7 @@ class Batcher:
             endpoint=ENDPOINT,
             completion_window="24h",
             metadata={METADATA_KEY: journal.sha256},
+            output_expires_after=FILE_EXPIRY,
         )
         journal.batch_id = created.id
         journal.save()
@@ -454,7 +471,8 @@ class Batcher:
         for key in journal.keys:
             if key not in answered:  # expired or cancelled before it was done: into a later batch, as an attempt
                 self._retry(key, bodies, f"not done when the batch ended ({batch.status})")
-        self._close(journal, "; ".join(lost))
+        self._close(journal, "; ".join(lost))  # before the files go: a crash between leaves them to their expiry
+        self._discard(journal, batch.output_file_id, batch.error_file_id, journal.file_id)
 
     def _bodies(self, journal: Journal) -> dict[str, dict]:
         """The bodies of the journal's lines; with its input file gone, those of the requests waiting now."""
@@ -474,10 +492,28 @@ class Batcher:
         bodies = self._waiting_bodies(journal)
         for key in bodies:
             self._retry(key, bodies, reason)
+        self._discard(journal, journal.file_id)
+
+    def _discard(self, journal: Journal, *file_ids: str | None) -> None:
+        """Delete a closed batch's files at the provider, beside its waiters going on (aclose waits for it)."""
+        task = asyncio.create_task(self._delete(journal, [file_id for file_id in file_ids if file_id]))
+        self.cleanups.add(task)
+        task.add_done_callback(self.cleanups.discard)
+
+    async def _delete(self, journal: Journal, file_ids: list[str]) -> None:
+        """One that cannot be deleted is left to its expiry."""
+        for file_id in file_ids:
+            try:
+                await self._call(journal, "files.delete", self.client.files.delete, file_id)
+            except EndpointError as error:
+                if not (isinstance(error, Refused) and error.status == 404):  # gone already
+                    self._say(journal, f"{error}: left to expire")
 
     def _close(self, journal: Journal, reason: str = "") -> None:
+        """The journal stays, the record that its keys were paid for; its input file goes."""
         journal.done, journal.reason = True, reason
         journal.save()
+        journal.input.unlink(missing_ok=True)
         for key in journal.keys:
             if self.open.get(key) is journal:
                 del self.open[key]
