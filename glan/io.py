@@ -1,11 +1,20 @@
 """Atomic file writes: a crash leaves either the old file or the new one, never half of one.
 A written file gets the mode a plain open() would give it (0644 under umask 022), so a collaborator,
 a training job under another account or a web server can read the dataset in a shared directory.
-JSONL is read and written a record at a time, so whole-dataset steps need no memory for the dataset."""
+JSONL is read and written a record at a time, so whole-dataset steps need no memory for the dataset.
+
+A summed file (`write_summed`: the stages' artifacts) has its sum beside it, `<file>.sum`: its lines
+(a JSONL file's records), its size and its sha256, as its writer wrote it. A reader that reads it
+checked (`read_checked`, `read_chunks`) stops on a file changed since, by hand or cut short, with
+one line that names it and how to have it written again, instead of reading on with fewer records
+or failing on a half line. The sum is a file of its own, not a field of the artifact, so artifacts
+keep their bytes; the rules declare it as an output, so Snakemake rewrites it with its artifact.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import secrets
 import shutil
@@ -18,6 +27,12 @@ import orjson
 
 JSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
 WRITE_BUFFER = 1 << 20  # a whole-dataset step writes records of a few KB each: one system call per MiB, not per 8 KB
+CHUNK = 1 << 20  # what a checked read takes at a time
+SUM = ".sum"  # the suffix of a summed file's sum
+
+
+class ArtifactChanged(ValueError):
+    """A summed file whose bytes are not those its writer recorded in its sum."""
 
 
 @contextmanager
@@ -76,6 +91,91 @@ def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
+def sum_path(path: str | os.PathLike) -> Path:
+    return Path(f"{os.fspath(path)}{SUM}")
+
+
+class Tally:
+    """The lines, size and sha256 of bytes as they pass: what a summed file's sum records."""
+
+    def __init__(self) -> None:
+        self.lines = self.size = 0
+        self.sha256 = hashlib.sha256()
+
+    def add(self, data: bytes) -> None:
+        self.lines += data.count(b"\n")
+        self.size += len(data)
+        self.sha256.update(data)
+
+    def sum(self) -> dict:
+        return {"bytes": self.size, "lines": self.lines, "sha256": self.sha256.hexdigest()}
+
+
+def write_summed(path: str | os.PathLike, chunks: Iterable[bytes]) -> None:
+    """Write `chunks` to `path` atomically, then its sum beside it (the sum last: a crash between the two
+    leaves a file that fails its check, and Snakemake, which saw the job fail, removes it)."""
+    tally = Tally()
+    with open_atomic(path) as handle:
+        for chunk in chunks:
+            tally.add(chunk)
+            handle.write(chunk)
+    write_json(sum_path(path), tally.sum())
+
+
+def read_chunks(path: str | os.PathLike, size: int = CHUNK) -> Iterator[bytes]:
+    """The bytes of `path` a chunk at a time; past the last, ArtifactChanged if they are not what its
+    sum records. A file with no sum beside it (the taxonomy's node files) is read unchecked."""
+    recorded = _recorded_sum(path)
+    tally = Tally()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            tally.add(chunk)
+            yield chunk
+    if recorded is not None and tally.sum() != recorded:
+        raise ArtifactChanged(_changed(path, tally.sum(), recorded))
+
+
+def read_checked(path: str | os.PathLike) -> bytes:
+    """The whole of `path`, checked against its sum (read_chunks)."""
+    return b"".join(read_chunks(path))
+
+
+def checked_lines(path: str | os.PathLike) -> list[bytes]:
+    """The non-blank lines of a summed JSONL file, as iter_lines gives them, checked against its sum."""
+    return [line for line in io.BytesIO(read_checked(path)) if line.strip()]
+
+
+def _recorded_sum(path: str | os.PathLike) -> dict | None:
+    try:
+        recorded = read_json(sum_path(path))
+    except FileNotFoundError:
+        return None
+    except orjson.JSONDecodeError:
+        recorded = {}
+    if not isinstance(recorded, dict) or set(recorded) != {"bytes", "lines", "sha256"}:
+        raise ArtifactChanged(f"{sum_path(path)} was changed after it was built; {_REBUILD.format(path=path)}")
+    return recorded
+
+
+# Deleting the file is not enough: Snakemake does not rerun a job for a missing output while the outputs
+# downstream of it are in place. --forcerun reruns its job and everything downstream.
+_REBUILD = (
+    "to have it written anew (its replies come from the cache), run snakemake --forcerun {path} with your options"
+)
+
+
+def _changed(path: str | os.PathLike, found: dict, recorded: dict) -> str:
+    """One line: which file changed since its writer wrote it, how, and how to have it written again."""
+    unit = "whole records" if str(path).endswith(".jsonl") else "lines"
+    if found["lines"] != recorded["lines"]:
+        how = f"{found['lines']} {unit} where {recorded['lines']} were written"
+    elif found["bytes"] != recorded["bytes"]:
+        how = f"{found['bytes']} bytes where {recorded['bytes']} were written"
+    else:
+        how = "its bytes are not those written"
+    return f"{path} was changed after it was built ({how}); {_REBUILD.format(path=path)}"
+
+
 def write_if_changed(path: str | os.PathLike, data: bytes) -> bool:
     """Keep bytes and mtime of an unchanged file, so Snakemake sees nothing new."""
     path = Path(path)
@@ -119,13 +219,18 @@ def write_jsonl(path: str | os.PathLike, records: Iterable) -> None:
 def iter_jsonl(path: str | os.PathLike) -> Iterator:
     """The records of a JSONL file one by one, blank lines skipped; a bad line is named by file and number."""
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: {error}") from error
+        yield from parse_lines(handle, path)
+
+
+def parse_lines(lines: Iterable[bytes], path: str | os.PathLike) -> Iterator:
+    """The records of JSONL `lines` read from `path`, blank ones skipped."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: {error}") from error
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[bytes]:

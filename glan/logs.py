@@ -6,6 +6,8 @@ import atexit
 import logging
 import resource
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def peak_rss_mib() -> int:
@@ -43,6 +45,18 @@ def setup_logging(path: str | None) -> None:
     logger.handlers[:] = [_log_handler(path)]
     logger.setLevel(logging.INFO)
     atexit.register(lambda: logger.info("process peak RSS %d MiB", peak_rss_mib()))
+
+
+@contextmanager
+def said_in_one_line(step: str, *errors: type[BaseException]) -> Iterator[None]:
+    """A whole-dataset script's `errors`, which say what to change, reach the person as one line (the
+    script's exit message, in Snakemake's output), their traceback the script's log: as a stage job's do
+    (glan.runtime.job.failure_paragraph)."""
+    try:
+        yield
+    except errors as error:
+        logging.getLogger("glan").exception("%s failed", step)
+        sys.exit(f"{step} failed: {error}")
 
 
 def _log_handler(path: str | None) -> logging.Handler:

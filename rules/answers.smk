@@ -5,6 +5,7 @@ rule answers:
     output:
         artifact=node_file(STAGES["answers"].output),
         rejects=node_file(STAGES["answers"].rejects),
+        sum=node_file(STAGES["answers"].sum),
     log:
         "logs/{node}/answers.log",
         counts="logs/{node}/answers.counts.json",

@@ -18,6 +18,7 @@ rule judge:
     output:
         artifact=node_file(STAGES["judge"].output),
         rejects=node_file(STAGES["judge"].rejects),
+        sum=node_file(STAGES["judge"].sum),
     log:
         "logs/{node}/judge.log",
         counts="logs/{node}/judge.counts.json",

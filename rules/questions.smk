@@ -5,6 +5,7 @@ rule questions:
     output:
         artifact=node_file(STAGES["questions"].output),
         rejects=node_file(STAGES["questions"].rejects),
+        sum=node_file(STAGES["questions"].sum),
     log:
         "logs/{node}/questions.log",
         counts="logs/{node}/questions.counts.json",

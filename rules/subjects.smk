@@ -5,6 +5,7 @@ rule subjects:
     output:
         artifact=node_file(STAGES["subjects"].output),
         rejects=node_file(STAGES["subjects"].rejects),
+        sum=node_file(STAGES["subjects"].sum),
     log:
         "logs/{node}/subjects.log",
         counts="logs/{node}/subjects.counts.json",

@@ -5,6 +5,7 @@ rule syllabus:
     output:
         artifact=node_file(STAGES["syllabus"].output),
         rejects=node_file(STAGES["syllabus"].rejects),
+        sum=node_file(STAGES["syllabus"].sum),
     log:
         "logs/{node}/syllabus.log",
         counts="logs/{node}/syllabus.counts.json",

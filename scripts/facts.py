@@ -11,13 +11,14 @@ import orjson
 from glan.dataset import facts
 from glan.dataset.accounting import node_usage
 from glan.dataset.clean import Screen
-from glan.io import iter_lines
+from glan.io import ArtifactChanged, checked_lines
 from glan.llm.cache import open_cache
-from glan.logs import setup_logging
+from glan.logs import said_in_one_line, setup_logging
 
 setup_logging(snakemake.log[0])
 settings = snakemake.params.settings
-lines = list(iter_lines(snakemake.input.records))
+with said_in_one_line("facts", ArtifactChanged):
+    lines = checked_lines(snakemake.input.records)
 records = [orjson.loads(line) for line in lines]
 screen = Screen(settings["decontaminate"])
 with open_cache(settings["cache_dir"]) as cache:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from glan.config import stage_llm, stage_settings
+from glan.io import ArtifactChanged
 from glan.llm.backends.openai_compat import OpenAIBackend
 from glan.llm.cache import open_cache
 from glan.llm.lookup import lookup
@@ -51,7 +52,10 @@ def sends_now(config: dict, jobs: Iterable[ReadyJob]) -> bool:
             if llm["backend"] != "openai":
                 continue
             identity = OpenAIBackend(llm).identity
-            plan = JobPlan.load(job.stage, job.upstream, job.template, stage_settings(config, job.stage))
+            try:
+                plan = JobPlan.load(job.stage, job.upstream, job.template, stage_settings(config, job.stage))
+            except ArtifactChanged:
+                continue  # the job stops on it itself, in one line naming the file and the fix
             for request in plan.requests:
                 if lookup(request, identity, cache, llm["max_attempts"]).outcome is None:
                     return True

@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from glan.io import dump_json, dump_jsonl, read_json, read_jsonl, write_json, write_jsonl
+import orjson
+
+from glan.io import (
+    ArtifactChanged,
+    dump_json,
+    dump_jsonl,
+    dump_line,
+    parse_lines,
+    read_checked,
+    write_json,
+    write_jsonl,
+    write_summed,
+)
 from glan.llm.limits import job_share
 from glan.llm.lookup import Outcome
 from glan.llm.meter import Meter
@@ -22,11 +34,14 @@ from glan.stages.contract import Answered, Planned, Resolved, Stage
 
 
 def read_artifact(path: str | Path):
-    return read_jsonl(path) if str(path).endswith(".jsonl") else read_json(path)
+    """An upstream artifact, checked against the sum its stage wrote beside it (glan.io.read_checked)."""
+    data = read_checked(path)
+    return list(parse_lines(data.split(b"\n"), path)) if str(path).endswith(".jsonl") else orjson.loads(data)
 
 
 def write_artifact(path: str | Path, artifact) -> None:
-    (write_jsonl if str(path).endswith(".jsonl") else write_json)(path, artifact)
+    """A stage's artifact, and beside it its sum, which the jobs that read it check."""
+    write_summed(path, map(dump_line, artifact) if str(path).endswith(".jsonl") else [dump_json(artifact)])
 
 
 def dump_artifact(name: str, artifact) -> bytes:
@@ -76,8 +91,12 @@ class JobPlan:
 
 
 def planned_requests(stage: str, upstream: str, template: str, settings: dict) -> int:
-    """How many requests the stage's job will plan: the share of the global cap it asks for."""
-    return len(JobPlan.load(stage, upstream, template, settings).planned)
+    """How many requests the stage's job will plan: the share of the global cap it asks for; 0 for an
+    upstream changed since it was built: the job stops on it, naming the fix, and sends nothing."""
+    try:
+        return len(JobPlan.load(stage, upstream, template, settings).planned)
+    except ArtifactChanged:
+        return 0
 
 
 class TooManyRejects(RuntimeError):
@@ -121,7 +140,7 @@ async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
 
 
 def write_job(job: StageJob, plan: JobPlan, outcomes: list[Outcome], rejected: list[dict]) -> None:
-    write_artifact(job.rejects, rejected)
+    write_jsonl(job.rejects, rejected)
     write_artifact(job.output, plan.assemble(outcomes))
 
 

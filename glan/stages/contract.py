@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from glan.config import KEYED_AS_BEFORE
+from glan.io import SUM
 from glan.llm.lookup import Outcome
 from glan.llm.request import Request
 from glan.prompts import PromptError, Template
@@ -102,6 +103,11 @@ class Stage:
     @property
     def rejects(self) -> str:
         return f"{self.name}.rejects.jsonl"
+
+    @property
+    def sum(self) -> str:
+        """The sum written beside its artifact (glan.io.write_summed), which the jobs that read it check."""
+        return f"{self.output}{SUM}"
 
     def check(self, template: Template) -> None:
         template.check(set(self.placeholders), self.required)
