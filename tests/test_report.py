@@ -151,7 +151,10 @@ def test_run_stats_sum_the_counts_files_of_the_latest_run_of_each_job(tmp_path):
     write_json(first, {**read_json(first), "failed": 1})
     write_json(second, {"stage": "answers", "planned": 4, "cached": 4, "sent": 0, "rejected": 0, "failed": 0})
 
-    stats = run_stats([first, second, tmp_path / "missing.counts.json"])
+    failed = tmp_path / "c.counts.json"
+    failed.write_bytes(b"")  # a job that failed before counting
+
+    stats = run_stats([first, second, failed, tmp_path / "missing.counts.json"])
 
     answers = stats["by_stage"]["answers"]
     assert (answers["planned"], answers["cached"], answers["sent"], answers["failed"], answers["retries"]) == (

@@ -217,8 +217,8 @@ def run_stats(counts_paths: list[str | Path]) -> dict:
     of every job, with the cache hit rate: the share of the planned requests the cache answered."""
     by_stage: dict[str, dict[str, Any]] = {stage: {"jobs": 0} for stage in GLAN_STAGES}
     for path in counts_paths:
-        if not Path(path).exists():
-            continue
+        if not Path(path).exists() or not Path(path).stat().st_size:
+            continue  # a job that failed before it counted (Snakemake leaves its log files, empty)
         counts = read_json(path)
         bucket = by_stage.setdefault(counts.pop("stage"), {"jobs": 0})
         for key, value in counts.items():
