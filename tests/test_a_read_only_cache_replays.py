@@ -48,3 +48,11 @@ def test_a_replay_from_a_read_only_cache_builds_and_a_build_needing_replies_name
         lines = [line for line in failed.stderr.splitlines() if "is not writable" in line]
         assert lines and all(f"{folder} is not writable" in line for line in lines), failed.stderr
         assert "Traceback" not in failed.stderr and "readonly database" not in failed.stderr
+
+
+def test_a_read_only_folder_never_written_is_an_empty_cache_that_names_itself(tmp_path):
+    with small_filesystem(tmp_path / "cache", "1m") as folder:
+        read_only(folder)
+        with open_cache(folder) as cache:
+            assert cache.get("k") is None and len(cache) == 0
+            assert str(cache.stopped).startswith(f"{folder} is not writable")

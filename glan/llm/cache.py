@@ -401,11 +401,11 @@ def convert_to_files(directory: str | os.PathLike) -> int:
 def open_cache(directory: str | os.PathLike, layout: str | None = None) -> ReplyCache:
     """The cache in `directory`, in the layout it was made with (a new one: `layout`, else diskcache).
 
-    An existing diskcache in a directory this process cannot write opens read-only."""
+    A diskcache in a directory this process cannot write (or on a full disk) opens read-only."""
     chosen = cache_layout(directory) or layout or "diskcache"
     if chosen == "files":
         return FileReplyCache(directory)
-    if os.path.exists(os.path.join(directory, DATABASE)) and not writable(os.fspath(directory)):
+    if os.path.isdir(directory) and not writable(os.fspath(directory)):
         return ReadOnlyDiskCache(directory)
     try:
         return DiskReplyCache(directory)
@@ -495,6 +495,10 @@ class ReadOnlyDiskCache(_Stores):
         check_database(self.database)
         self._disk = diskcache.Disk(self.directory)
         uri = "file:" + urllib.parse.quote(os.path.abspath(self.database))
+        if not os.path.exists(self.database):  # a cache never written, where it cannot be: empty
+            self._db = sqlite3.connect(":memory:")
+            self._db.execute("CREATE TABLE Cache (key, raw, mode, filename, value)")
+            return
         with _named(self.database):
             try:  # a WAL database opens read-only only where SQLite may make its -shm file...
                 self._db = sqlite3.connect(uri + "?mode=ro", uri=True)
