@@ -185,6 +185,24 @@ def test_a_killed_batch_build_resumes_and_bills_nothing_twice(point, tmp_path, o
     assert workflow.dataset() == online_dataset
 
 
+def test_an_online_rerun_waits_for_the_batch_left_open_instead_of_sending_its_requests(tmp_path, online_dataset):
+    with FakeLLM(batch_seconds=3) as server:
+        workflow = batch_workflow(tmp_path, server)
+        polling = CRASH_POINTS["while polling"][1]
+        killed_when(workflow, lambda: polling(workflow, server))
+        workflow.run("--unlock")
+        workflow.overlay["llm"]["mode"] = "online"
+        workflow.run()
+        assert len(server.batches_created) == 1
+        batched = {orjson.dumps(body, option=orjson.OPT_SORT_KEYS) for body in server.batch_requests}
+        online = {orjson.dumps(body, option=orjson.OPT_SORT_KEYS) for body in server.requests}
+        assert len(batched) == FIRST_BUILD["subjects"] and not batched & online, "a request of the batch went online"
+        assert server.count == FIRST_BUILD_TOTAL - FIRST_BUILD["subjects"]
+        assert max(server.billed_per_key.values()) == 1
+        closed_journals(workflow)
+    assert workflow.dataset() == online_dataset
+
+
 def test_each_model_gets_its_own_files_within_the_limits(tmp_path):
     """A provider refuses a file that mixes models; `max_requests` splits a wave into several files."""
     with FakeLLM(batch_seconds=0.3) as server:

@@ -6,7 +6,9 @@ refuses a file that mixes models). A file goes out when it holds
 `llm.batch.max_requests` lines or `max_bytes`, or when no new miss has come for `gather_seconds`.
 Each line is `custom_id` = the request's cache key and `body` = exactly the body the online path
 sends (glan.llm.backends.openai_compat.chat_body), so a reply is stored under the same key however
-it came, and switching mode re-sends nothing that is cached.
+it came, and switching mode re-sends nothing that is cached. Online, a key in a batch still open (an
+interrupted batch build's) is waited for (`holds`, `answer(resubmit=False)`): its reply is stored from
+the batch, and only a line the batch did not answer goes back to be sent online.
 
 Nothing is paid twice. A journal under the cache directory (`<cache_dir>/batches/<sha256>.json`,
 beside the input file `<sha256>.jsonl`) is written before each step: the file's keys before the
@@ -153,6 +155,7 @@ class Waiter:
     future: asyncio.Future
     log: logging.Logger
     request: Request  # what to ask again when the journal's input file is gone
+    resubmit: bool = True  # False online: a line the batch did not answer goes back to the caller, not into a batch
 
 
 @dataclass
@@ -213,10 +216,18 @@ class Batcher:
         self.cleanups: set[asyncio.Task] = set()  # deletes of closed batches' files at the provider
         self.loaded = False
 
-    async def answer(self, request: Request, key: str, log: logging.Logger) -> Entry:
-        """The stored entry for this attempt, once a batch has answered it."""
+    def holds(self, key: str) -> bool:
+        """Whether the key is in an open batch (of this run or an earlier one): online, it is waited for."""
         self._load()
-        waiter = Waiter(asyncio.get_running_loop().create_future(), log, request)
+        return key in self.open
+
+    async def answer(self, request: Request, key: str, log: logging.Logger, resubmit: bool = True) -> Entry | None:
+        """The stored entry for this attempt, once a batch has answered it. Without `resubmit` (online) only an
+        open batch is waited for: None when it did not answer the key, which the caller then sends itself."""
+        self._load()
+        if not resubmit and key not in self.open:  # its batch closed meanwhile
+            return self.cache.get(key)
+        waiter = Waiter(asyncio.get_running_loop().create_future(), log, request, resubmit)
         self.waiting.setdefault(key, []).append(waiter)
         if key in self.open:
             self._run(self.open[key])
@@ -524,7 +535,10 @@ class Batcher:
                 waiter.future.set_result(entry)
 
     def _retry(self, key: str, bodies: dict[str, dict], reason: str) -> None:
-        if key not in self.waiting:
+        for waiter in self.waiting.get(key, []):
+            if not waiter.resubmit and not waiter.future.done():  # online: its caller sends it
+                waiter.future.set_result(None)
+        if not any(waiter.resubmit for waiter in self.waiting.get(key, [])):
             return
         self.failures[key] = self.failures.get(key, 0) + 1
         if self.failures[key] >= self.max_attempts:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from glan.llm.backends import Backend, connection, make_backend
 from glan.llm.batch import Batcher
@@ -43,9 +44,12 @@ async def send_all(
     batcher: Batcher | None = None,
     meter: Meter | None = None,
     stage: str = "",
+    open_batches: Batcher | None = None,
 ) -> tuple[list[Outcome], Tally]:
     """Online, each miss is asked at once under the limiter; in batch mode (`batcher`) it waits for a
-    batch. Either way what comes back is the entry the cache now holds for the attempt.
+    batch. Either way what comes back is the entry the cache now holds for the attempt. Online, a miss
+    in a batch still open (`open_batches`: one an interrupted batch build left) waits for that batch,
+    and is sent only if the batch did not answer it: nothing is paid twice when the mode changes.
 
     Every step is counted once, for the job (the tally returned) and on the process's `meter` under
     `stage` alike (glan.llm.meter.JobCounts); a request the budget refuses is not sent, the job's other
@@ -91,9 +95,12 @@ async def send_all(
             return entry  # spilled if it could be; no further request goes out (`ask`)
 
     async def answer(request: Request, key: str) -> Entry:
-        reservation = await meter.admit(job, request, "online" if batcher is None else "batch")
+        waits = batcher or (open_batches if open_batches is not None and open_batches.holds(key) else None)
+        reservation = await meter.admit(job, request, "online" if waits is None else "batch")
         try:
-            entry = await (online(request, key) if batcher is None else batcher.answer(request, key, log))
+            entry = None if waits is None else await waits.answer(request, key, log, resubmit=batcher is not None)
+            if entry is None:
+                entry = await online(request, key)
         except BaseException:
             meter.settle(job, request, reservation, None)
             raise
@@ -187,6 +194,10 @@ class Sender:
         self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG, stage: str = ""
     ) -> tuple[list[Outcome], Tally]:
         backend = self.backend(settings)
+        batch = settings["mode"] == "batch"
+        batches = Path(cache_dir) / "batches"  # online: a batch left open there is waited for
+        waits = batch or (getattr(backend, "client", None) is not None and batches.is_dir())
+        batcher = self.batcher(backend, settings, cache_dir) if waits else None
         return await send_all(
             requests,
             backend,
@@ -195,9 +206,10 @@ class Sender:
             max_attempts=settings["max_attempts"],
             retry=RetryPolicy.from_settings(settings),
             log=log,
-            batcher=self.batcher(backend, settings, cache_dir) if settings["mode"] == "batch" else None,
+            batcher=batcher if batch else None,
             meter=self.meter,
             stage=stage,
+            open_batches=None if batch else batcher,
         )
 
     async def aclose(self) -> None:
