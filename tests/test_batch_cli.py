@@ -176,6 +176,20 @@ def test_import_refuses_a_reply_another_model_made_unless_told_to_accept_it(work
     assert f"{RESULTS_SUMMARY.format(stored=1, rejected=0)}0 unusable, 1 already in the cache." in output
 
 
+def test_requests_in_a_batch_still_open_are_not_exported(workflow):
+    lines, _ = export(workflow)
+    held = [line["custom_id"] for line in lines[:2]]
+    journal = {"sha256": "0" * 64, "keys": held, "model": "fake-model", "file_id": "file-1", "creating": True}
+    workflow.path("cache/batches").mkdir(parents=True)
+    journal_path = workflow.path("cache/batches/open.json")
+    journal_path.write_bytes(orjson.dumps(journal | {"batch_id": "batch_1", "done": False, "state": "in_progress"}))
+    again, output = export(workflow)
+    assert [line["custom_id"] for line in again] == [line["custom_id"] for line in lines[2:]]
+    assert "2 request(s) in a batch still open under" in output and f"Wrote {len(lines) - 2} request(s)" in output
+    journal_path.write_bytes(orjson.dumps(journal | {"batch_id": "batch_1", "done": True, "state": "completed"}))
+    assert export(workflow)[0] == lines, "a closed batch's requests were held back"
+
+
 def test_a_local_stage_is_not_exported(workflow):
     workflow.overlay["stages"] = {"subjects": {"llm": {"backend": "local"}}}
     workflow.overlay["llm"]["local"] = {"model_path": str(workflow.path("no-model.gguf"))}

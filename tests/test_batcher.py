@@ -129,7 +129,7 @@ def test_every_file_of_a_batch_is_deleted_once_read_or_else_left_with_an_expiry(
 
 def test_a_batch_that_fails_validation_stops_with_the_providers_reason(tmp_path, monkeypatch):
     with FakeLLM(batch_seconds=0.2, batch_fail=True) as server:
-        with pytest.raises(EndpointError, match="failed validation: invalid_request"):
+        with pytest.raises(EndpointError, match=r"failed validation: invalid_request: .* \(input line 1\)"):
             send_in_batch(server, tmp_path, monkeypatch)
         assert server.lines_billed == 0
 

@@ -1,13 +1,14 @@
 """`glan batch export` and `glan batch import`: a build's requests through any Batch API engine, offline.
 
 Export writes the requests the next build would send, as far as they can be known now: the misses of
-each node's first stage not complete in the cache (glan.cli.plan.Planner.missing), one Batch API input
-line each (glan.llm.batch.input_line: custom_id = the attempt's cache key, body = exactly the online
-body), once each. Requests that depend on replies not in the cache yet are not written; they are
-counted, and an export after the import writes them. Only stages with an OpenAI-compatible backend
-(llm.backend openai) are exported. A provider takes one model per file, within its limits
-(`llm.batch.max_requests`, `max_bytes`): when the requests do not fit one file, OUT.jsonl becomes
-OUT-1.jsonl, OUT-2.jsonl, ...
+each node's first stage not complete in the cache (glan.cli.plan.Planner.missing), one Batch API
+input line each (glan.llm.batch.input_line: custom_id = the attempt's cache key, body = exactly the
+online body), once each, but those in a batch still open under `<cache_dir>/batches/` (a build waits
+for that batch: exported, they would be paid twice). Requests that depend on replies not in the
+cache yet are not written; they are counted, and an export after the import writes them. Only stages
+with an OpenAI-compatible backend (llm.backend openai) are exported. A provider takes one model per
+file, within its limits (`llm.batch.max_requests`, `max_bytes`): when the requests do not fit one
+file, OUT.jsonl becomes OUT-1.jsonl, OUT-2.jsonl, ...
 
 Import reads Batch API output (and error) files, as OpenAI and `vllm run-batch -o` write them, matches
 each line's custom_id against the requests the plan misses now (it plans again, as export does), and
@@ -28,7 +29,7 @@ import orjson
 from glan.config import stage_llm
 from glan.io import write_bytes_atomic
 from glan.llm.backends.openai_compat import chat_body
-from glan.llm.batch import FileLimits, input_line, store_line
+from glan.llm.batch import FileLimits, input_line, open_journals, store_line
 from glan.llm.cache import Entry, open_cache, prepare_cache
 from glan.stages import STAGES, active
 
@@ -49,9 +50,6 @@ class Requests:
     def later(self) -> int:
         """Requests a build would send that depend on replies not in the cache yet."""
         return sum(plan.send for node in self.walk.nodes for plan in node.stages.values()) - len(self.walk.missing)
-
-    def per_stage(self) -> Counter[str]:
-        return Counter(miss.stage for miss in self.exportable.values())
 
 
 def missing_requests(directory: str | Path, configfiles: list[str]) -> Requests:
@@ -87,7 +85,10 @@ def numbered(out: Path) -> list[Path]:
 def export(directory: str | Path, configfiles: list[str], out: str | Path) -> list[str]:
     """Write the batch input file (or files); the lines to print."""
     requests = missing_requests(directory, configfiles)
-    chunks = files(list(requests.exportable.values()), requests.walk.config["llm"]["batch"])
+    folder = Path(directory) / requests.walk.config["cache_dir"] / "batches"
+    held = {key for journal in open_journals(folder) for key in journal.keys}  # a build waits for these
+    misses = [miss for key, miss in requests.exportable.items() if key not in held]
+    chunks = files(misses, requests.walk.config["llm"]["batch"])
     out = Path(out)
     paths = [out.with_name(f"{out.stem}-{n}{out.suffix}") for n in range(1, len(chunks) + 1)] if chunks[1:] else [out]
     stale = [p for p in [out, *numbered(out)] if p.exists() and p not in paths]
@@ -95,18 +96,23 @@ def export(directory: str | Path, configfiles: list[str], out: str | Path) -> li
         write_bytes_atomic(path, b"".join(content))
     for path in stale:  # an earlier export's files: uploaded again, they would ask what is cached or not asked now
         path.unlink()
-    counts = requests.per_stage()
+    counts = Counter(miss.stage for miss in misses)
     lines = [f"{stage}: {counts[stage]} request(s)" for stage in active(requests.walk.config)]
+    if len(misses) < len(requests.exportable):
+        lines.append(
+            f"{len(requests.exportable) - len(misses)} request(s) in a batch still open under {folder} are not "
+            "exported: a build waits for that batch instead of paying for them again."
+        )
     lines += [
         f"{stage}: {count} request(s) not exportable: the stage's backend is "
         f"{stage_llm(requests.walk.config, stage)['backend']}, a Batch API file needs llm.backend openai"
         for stage, count in requests.local.items()
     ]
     if len(paths) == 1:
-        lines.append(f"Wrote {len(requests.exportable)} request(s) to {out}.")
+        lines.append(f"Wrote {len(misses)} request(s) to {out}.")
     else:
         lines.append(
-            f"Wrote {len(requests.exportable)} request(s) in {len(paths)} files (one model per file, "
+            f"Wrote {len(misses)} request(s) in {len(paths)} files (one model per file, "
             "within llm.batch max_requests and max_bytes):"
         )
         lines += [f"  {path}: {len(c)} request(s) of {model}" for path, (model, c) in zip(paths, chunks, strict=True)]

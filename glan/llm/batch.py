@@ -196,6 +196,14 @@ class Journal:
         return {line["custom_id"]: line["body"] for line in lines}
 
 
+def open_journals(folder: Path) -> Iterator[Journal]:
+    """The journals under `<cache_dir>/batches/` whose batch is not done: their keys are paid for, or may be."""
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        journal = Journal.load(path)
+        if not journal.done:
+            yield journal
+
+
 class Batcher:
     def __init__(self, client, cache: ReplyCache, cache_dir: str | Path, settings: dict):
         self.client = client
@@ -259,10 +267,8 @@ class Batcher:
         if self.loaded:
             return
         self.loaded = True
-        for path in sorted(self.folder.glob("*.json")) if self.folder.is_dir() else []:
-            journal = Journal.load(path)
-            if not journal.done:
-                self.open.update(dict.fromkeys(journal.keys, journal))
+        for journal in open_journals(self.folder):
+            self.open.update(dict.fromkeys(journal.keys, journal))
 
     async def _gather(self) -> None:
         while any(self.queue.values()):
@@ -580,9 +586,11 @@ def _line_error(error) -> str:
 
 
 def _errors(batch) -> str:
+    """The provider's reasons for failing a batch, each with the input line it names (if any)."""
     errors = getattr(batch, "errors", None)
     data = getattr(errors, "data", None) or []
-    return "; ".join(f"{e.code}: {e.message}" for e in data) or "no reason given"
+    said = (f"{e.code}: {e.message}" + (f" (input line {e.line})" if getattr(e, "line", None) else "") for e in data)
+    return "; ".join(said) or "no reason given"
 
 
 def _token_limit(batch) -> bool:
