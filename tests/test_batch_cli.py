@@ -176,8 +176,9 @@ def test_import_refuses_a_reply_another_model_made_unless_told_to_accept_it(work
     assert f"{RESULTS_SUMMARY.format(stored=1, rejected=0)}0 unusable, 1 already in the cache." in output
 
 
-def test_requests_in_a_batch_still_open_are_not_exported(workflow):
+def test_requests_in_a_batch_still_open_are_not_exported_and_the_plan_counts_them_in_flight(workflow):
     lines, _ = export(workflow)
+    before = plan(workflow)
     held = [line["custom_id"] for line in lines[:2]]
     journal = {"sha256": "0" * 64, "keys": held, "model": "fake-model", "file_id": "file-1", "creating": True}
     workflow.path("cache/batches").mkdir(parents=True)
@@ -186,6 +187,12 @@ def test_requests_in_a_batch_still_open_are_not_exported(workflow):
     again, output = export(workflow)
     assert [line["custom_id"] for line in again] == [line["custom_id"] for line in lines[2:]]
     assert "2 request(s) in a batch still open under" in output and f"Wrote {len(lines) - 2} request(s)" in output
+    after = plan(workflow)
+    assert after["in_batch"] == after["totals"]["subjects"]["in_batch"] == 2 and before["in_batch"] == 0
+    assert after["totals"]["subjects"]["send"] == before["totals"]["subjects"]["send"] - 2
+    assert after["send"] == before["send"] - 2
+    assert after["totals"]["subjects"]["prompt_tokens"] < before["totals"]["subjects"]["prompt_tokens"], "priced again"
+    assert "2 more request(s) are in a batch still open" in glan(workflow, "plan")
     journal_path.write_bytes(orjson.dumps(journal | {"batch_id": "batch_1", "done": True, "state": "completed"}))
     assert export(workflow)[0] == lines, "a closed batch's requests were held back"
 

@@ -29,7 +29,7 @@ import orjson
 from glan.config import stage_llm
 from glan.io import write_bytes_atomic
 from glan.llm.backends.openai_compat import chat_body
-from glan.llm.batch import FileLimits, input_line, open_journals, store_line
+from glan.llm.batch import FileLimits, input_line, store_line
 from glan.llm.cache import Entry, open_cache, prepare_cache
 from glan.stages import STAGES, active
 
@@ -49,7 +49,8 @@ class Requests:
     @property
     def later(self) -> int:
         """Requests a build would send that depend on replies not in the cache yet."""
-        return sum(plan.send for node in self.walk.nodes for plan in node.stages.values()) - len(self.walk.missing)
+        planned = sum(plan.send + plan.in_batch for node in self.walk.nodes for plan in node.stages.values())
+        return planned - len(self.walk.missing)
 
 
 def missing_requests(directory: str | Path, configfiles: list[str]) -> Requests:
@@ -85,9 +86,7 @@ def numbered(out: Path) -> list[Path]:
 def export(directory: str | Path, configfiles: list[str], out: str | Path) -> list[str]:
     """Write the batch input file (or files); the lines to print."""
     requests = missing_requests(directory, configfiles)
-    folder = Path(directory) / requests.walk.config["cache_dir"] / "batches"
-    held = {key for journal in open_journals(folder) for key in journal.keys}  # a build waits for these
-    misses = [miss for key, miss in requests.exportable.items() if key not in held]
+    misses = [miss for key, miss in requests.exportable.items() if key not in requests.walk.in_batch]
     chunks = files(misses, requests.walk.config["llm"]["batch"])
     out = Path(out)
     paths = [out.with_name(f"{out.stem}-{n}{out.suffix}") for n in range(1, len(chunks) + 1)] if chunks[1:] else [out]
@@ -100,7 +99,8 @@ def export(directory: str | Path, configfiles: list[str], out: str | Path) -> li
     lines = [f"{stage}: {counts[stage]} request(s)" for stage in active(requests.walk.config)]
     if len(misses) < len(requests.exportable):
         lines.append(
-            f"{len(requests.exportable) - len(misses)} request(s) in a batch still open under {folder} are not "
+            f"{len(requests.exportable) - len(misses)} request(s) in a batch still open under "
+            f"{requests.walk.config['cache_dir']}/batches/ are not "
             "exported: a build waits for that batch instead of paying for them again."
         )
     lines += [

@@ -42,6 +42,7 @@ from glan.cli.changes import changes, removed_nodes
 from glan.config import load_config, stage_llm, stage_settings
 from glan.dataset.accounting import price_of, uncached
 from glan.llm.backends import make_backend
+from glan.llm.batch import open_journals
 from glan.llm.cache import Entry, ReplyReader, open_cache
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.prefix import Seen, cached
@@ -94,6 +95,7 @@ class StageEstimate:
     send: int = 0  # requests a build would send (exact and estimated)
     estimated: int = 0  # requests that depend on replies not in the cache yet
     failed: int = 0  # requests whose every attempt is stored as rejected: a build sends nothing for them
+    in_batch: int = 0  # misses in a batch still open (cache/batches/): in flight, a build waits for them
     prompt_tokens: int = 0
     reply_tokens: int = 0
     cost: float | None = 0.0
@@ -112,7 +114,17 @@ class StageEstimate:
 
 
 # What adds up over the nodes of a stage's estimate.
-COUNTS = ("planned", "cached", "send", "estimated", "failed", "prompt_tokens", "reply_tokens", "cached_tokens")
+COUNTS = (
+    "planned",
+    "cached",
+    "send",
+    "estimated",
+    "failed",
+    "in_batch",
+    "prompt_tokens",
+    "reply_tokens",
+    "cached_tokens",
+)
 
 
 @dataclass
@@ -191,6 +203,8 @@ class Planner:
         self.seen_prompt_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
         self.prefixes = {stage: PrefixShare() for stage in self.stages}
         self.missing: list[Missing] = []  # in the order planned; two nodes may plan the same request
+        batches = self.dir / config["cache_dir"] / "batches"
+        self.in_batch = {key for journal in open_journals(batches) for key in journal.keys}
 
     def close(self) -> None:
         self.cache.close()
@@ -220,7 +234,10 @@ class Planner:
                     missing += 1
                     if exact:  # every upstream stage of the node is complete
                         self.missing.append(Missing(name, found.key, found.pending))
-                    plan.prompt_tokens += len(text) // CHARS_PER_TOKEN
+                    if found.key in self.in_batch:  # paid for, or being: not to send, nor to price again
+                        plan.in_batch += 1
+                    else:
+                        plan.prompt_tokens += len(text) // CHARS_PER_TOKEN
                     outcomes.append(Outcome(request=request, key="", reply=None, error="not in the cache"))
                     continue
                 outcomes.append(outcome)
@@ -232,7 +249,7 @@ class Planner:
                     self.seen_reply_tokens[name].append(outcome.reply.usage["completion_tokens"])
             plan.planned = len(job.planned)
             plan.estimated = pending[name]
-            plan.send = missing + pending[name]
+            plan.send = missing - plan.in_batch + pending[name]
             for later, count in fans[name].items():
                 pending[later] += missing * count
             source = job.assemble(outcomes)
@@ -277,6 +294,7 @@ class Walk:
     nodes: list[NodePlan]
     missing: list[Missing]
     shares: dict[str, float | None]  # per stage, the cached share of its prompt tokens (Planner.prefixes)
+    in_batch: set[str] = field(default_factory=set)  # keys in a batch still open (Planner.in_batch)
 
 
 def walk(
@@ -296,7 +314,7 @@ def walk(
     finally:
         planner.close()
     shares = {stage: prefix.share for stage, prefix in planner.prefixes.items()}
-    return Walk(config, records, plans, planner.missing, shares)
+    return Walk(config, records, plans, planner.missing, shares, planner.in_batch)
 
 
 def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, ...] = ()) -> dict:
@@ -323,6 +341,7 @@ def build_plan(directory: str | Path = ".", configfiles: list[str] | tuple[str, 
         "totals": {s: p.as_dict() for s, p in totals.items()},
         "send": sum(t.send for t in totals.values()),
         "estimated": sum(t.estimated for t in totals.values()),
+        "in_batch": sum(t.in_batch for t in totals.values()),
         "cost": sum(t.cost or 0.0 for t in totals.values()),
         "unpriced": sorted(unpriced["cost"]),
         "batch_cost": sum(t.batch_cost or 0.0 for t in totals.values()),  # of the models with batch prices

@@ -37,6 +37,11 @@ def format_plan(document: dict, all_nodes: bool = False) -> list[str]:
         f"on replies not in the cache yet); estimated cost {document['cost']:.4f} online, "
         f"{document['batch_cost']:.4f} in batch" + unpriced_note(document) + "."
     )
+    if document.get("in_batch"):
+        lines.append(
+            f"{document['in_batch']} more request(s) are in a batch still open (cache/batches/): in flight, "
+            "not counted above; a build waits for that batch."
+        )
     online, batch = document.get("cost_with_cache"), document.get("batch_cost_with_cache")
     if document.get("cached_share") and online is not None and batch is not None:
         lines.append(
