@@ -8,6 +8,7 @@ reason; `token_limit_exceeded` holds the file and tries it again.
 from __future__ import annotations
 
 import asyncio
+import re
 from itertools import pairwise
 
 import orjson
@@ -134,12 +135,17 @@ def test_a_batch_that_fails_validation_stops_with_the_providers_reason(tmp_path,
         assert server.lines_billed == 0
 
 
-def test_the_enqueued_token_limit_holds_the_file_and_tries_it_again(tmp_path, monkeypatch):
-    with FakeLLM(batch_seconds=0.2, token_limit_failures=2) as server:
+def test_the_enqueued_token_limit_holds_the_file_backing_off_and_names_the_setting(tmp_path, monkeypatch, capfd):
+    with FakeLLM(batch_seconds=0.2, token_limit_failures=3) as server:
         send_in_batch(server, tmp_path, monkeypatch)
-        assert len(server.batches_created) == 3  # two refused, then the same file accepted
+        assert len(server.batches_created) == 4  # three refused, then the same file accepted
         assert server.files_uploaded == 1
         assert server.lines_billed == len(REQUESTS)
+    said = capfd.readouterr().err
+    waits = [float(w) for w in re.findall(r"the file waits ([0-9.]+)s for room", said)]
+    assert waits == [0.05, 0.1, 0.2], "the waits do not back off"
+    assert "token_limit_exceeded: Enqueued token limit reached" in said
+    assert "(set llm.batch.max_enqueued_tokens to it)" in said
 
 
 def test_max_enqueued_tokens_cuts_files_to_fit_and_holds_each_until_the_model_has_room(tmp_path, monkeypatch):

@@ -32,6 +32,9 @@ it answered are asked again, once; so are those of a batch the provider does not
 an input file deleted before its upload. An input file deleted later still stores the replies of
 the requests waiting now.
 
+A file refused with `token_limit_exceeded` waits `poll_seconds`, doubling up to 64 times it, before
+it is created again, and the run's output says to set `llm.batch.max_enqueued_tokens`.
+
 Nothing piles up at the provider or on disk: every upload carries a 30-day expiry (`expires_after`),
 and so do a batch's output and error files (`output_expires_after`); once a journal closes, its
 input, output and error files are deleted at the provider (one that cannot be is left to expire) and
@@ -73,6 +76,7 @@ BYTES_PER_TOKEN = 4  # of an input line, to keep under llm.batch.max_enqueued_to
 # Every file uploaded or written for a batch expires: deleted once read, it still goes if a run dies first.
 # 30 days, the longest OpenAI takes (Azure takes 14 to 30) and far past the 24-hour window.
 FILE_EXPIRY = {"anchor": "created_at", "seconds": 30 * 24 * 3600}
+TOKEN_LIMIT_BACKOFF = 64  # a file the enqueued-token limit refused waits poll_seconds, doubling up to 64 times it
 CLEANUP_SECONDS = 30  # a closing process waits so long for its deletes in flight; what is left expires
 T = TypeVar("T")
 
@@ -316,6 +320,7 @@ class Batcher:
             log.info("%s", message)
 
     async def _see_through(self, journal: Journal) -> None:
+        refused = 0  # times the provider's enqueued-token limit refused this file
         try:
             while True:
                 if journal.batch_id is None:
@@ -328,11 +333,19 @@ class Batcher:
                 batch = await self._poll(journal)
                 if batch.status == "failed":
                     if _token_limit(batch):
-                        self._say(journal, "token_limit_exceeded: the file is held and tried again later")
+                        wait = self.batch["poll_seconds"] * min(2**refused, TOKEN_LIMIT_BACKOFF)
+                        refused += 1
+                        setting = " (set llm.batch.max_enqueued_tokens to it)"
+                        setting = "" if self.limits.max_enqueued_tokens else setting
+                        self._say(
+                            journal,
+                            f"{_errors(batch).rstrip('.')}: the provider's limit on {journal.model}'s enqueued "
+                            f"tokens{setting}; the file waits {wait:g}s for room and is tried again",
+                        )
                         journal.batch_id, journal.creating = None, False
                         journal.save()
                         self.enqueued.pop(journal.name, None)
-                        await asyncio.sleep(self.batch["poll_seconds"])
+                        await asyncio.sleep(wait)
                         continue
                     self._fail(journal, f"the batch failed validation: {_errors(batch)}")
                     self._close(journal, f"failed validation: {_errors(batch)}")
