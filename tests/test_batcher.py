@@ -161,6 +161,27 @@ def test_max_enqueued_tokens_cuts_files_to_fit_and_holds_each_until_the_model_ha
         assert server.lines_billed == len(REQUESTS)
 
 
+def test_a_send_stopped_while_its_batch_runs_says_the_batch_is_still_open(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    settings = batch_settings()
+    journals = tmp_path / "cache" / "batches"
+
+    async def stopped(server: FakeLLM) -> None:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        sender = Sender(job_share(settings))
+        sending = asyncio.ensure_future(sender.send(REQUESTS, settings, str(tmp_path / "cache")))
+        while not any(b'"batch_id": "' in p.read_bytes() for p in journals.glob("*.json")):
+            await asyncio.sleep(0.01)
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        await sender.aclose()
+
+    with FakeLLM(batch_seconds=30) as server:
+        asyncio.run(stopped(server))
+        [batch_id] = server.batches_created
+    assert f"1 batch(es) still open at the provider ({batch_id}): the next run waits" in capfd.readouterr().err
+
+
 def test_stages_on_one_endpoint_share_one_client_whatever_their_mode_or_attempts():
     sender = Sender(job_share(batch_settings()))
     batch = batch_settings()

@@ -35,6 +35,9 @@ the requests waiting now.
 A file refused with `token_limit_exceeded` waits `poll_seconds`, doubling up to 64 times it, before
 it is created again, and the run's output says to set `llm.batch.max_enqueued_tokens`.
 
+Closing with batches still open at the provider, a Batcher says which (their replies are paid for):
+the next run waits for them.
+
 Nothing piles up at the provider or on disk: every upload carries a 30-day expiry (`expires_after`),
 and so do a batch's output and error files (`output_expires_after`); once a journal closes, its
 input, output and error files are deleted at the provider (one that cannot be is left to expire) and
@@ -257,6 +260,14 @@ class Batcher:
                     lines.pop(key, None)
 
     async def aclose(self) -> None:
+        running = sorted({journal.batch_id for journal in self.open.values() if journal.batch_id})
+        if running:  # stopped (Ctrl-C, a failed job) while batches run on, paid for: say where they are
+            print(
+                f"{len(running)} batch(es) still open at the provider ({', '.join(running)}): the next run waits "
+                "for them and stores their replies, nothing is sent again",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.cleanups:
             await asyncio.wait(self.cleanups, timeout=CLEANUP_SECONDS)
         tasks = [t for t in (self.gatherer, *self.runs.values(), *self.cleanups) if t is not None]
