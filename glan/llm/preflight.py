@@ -134,7 +134,7 @@ async def _retried(
 def _failed(error: Exception, target: Target | None, listed: ModelList | None, listing: str = "") -> PreflightFailed:
     if target is None:  # the model list, whose errors name the URL already
         return PreflightFailed(f"{listing}{error}")
-    message = f"a {target.mode_words} request for {target.model!r} failed: {error}"
+    message = f"a {target.mode_words} request for {target.model!r} failed: {str(error).rstrip('.')}"
     if listed is not None and listed.refused:
         message += (
             f". The server refused its model list too ({listed.refused}): check the key (OPENAI_API_KEY) and the "
