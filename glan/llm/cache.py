@@ -48,7 +48,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import orjson
 
@@ -233,6 +233,9 @@ def _spill_name(place: str, directory: str, writer: str) -> str:
     return os.path.join(place, f"glan-cache-spill.{digest}.{writer}.jsonl")
 
 
+_Layout = TypeVar("_Layout", bound="_Stores")
+
+
 class _Stores:
     """What the layouts share around storing: the failures that stop sending, the spill, the damaged keys.
 
@@ -245,6 +248,15 @@ class _Stores:
 
     def _store(self, key: str, entry: Entry) -> Entry:
         raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Layout) -> _Layout:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def put(self, key: str, entry: Entry) -> Entry:
         """Store `entry` unless the key already has a readable one; returns the entry the cache now holds for `key`."""
@@ -471,12 +483,6 @@ class DiskReplyCache(_Stores):
     def close(self) -> None:
         self._cache.close()
 
-    def __enter__(self) -> DiskReplyCache:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 _VALUE = "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1"
 
@@ -539,12 +545,6 @@ class ReadOnlyDiskCache(_Stores):
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> ReadOnlyDiskCache:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def encode_entry(key: str, entry: Entry) -> bytes:
@@ -647,12 +647,6 @@ class FileReplyCache(_Stores):
 
     def close(self) -> None:
         """Nothing to release: no connection, no lock, no open file between calls."""
-
-    def __enter__(self) -> FileReplyCache:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _folders(path: str) -> list[str]:
