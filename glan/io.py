@@ -95,7 +95,7 @@ def sum_path(path: str | os.PathLike) -> Path:
     return Path(f"{os.fspath(path)}{SUM}")
 
 
-class Tally:
+class Summing:
     """The lines, size and sha256 of bytes as they pass: what a summed file's sum records."""
 
     def __init__(self) -> None:
@@ -114,7 +114,7 @@ class Tally:
 def write_summed(path: str | os.PathLike, chunks: Iterable[bytes]) -> None:
     """Write `chunks` to `path` atomically, then its sum beside it (the sum last: a crash between the two
     leaves a file that fails its check, and Snakemake, which saw the job fail, removes it)."""
-    tally = Tally()
+    tally = Summing()
     with open_atomic(path) as handle:
         for chunk in chunks:
             tally.add(chunk)
@@ -126,7 +126,7 @@ def read_chunks(path: str | os.PathLike, size: int = CHUNK) -> Iterator[bytes]:
     """The bytes of `path` a chunk at a time; past the last, ArtifactChanged if they are not what its
     sum records. A file with no sum beside it (the taxonomy's node files) is read unchecked."""
     recorded = _recorded_sum(path)
-    tally = Tally()
+    tally = Summing()
     with open(path, "rb") as handle:
         while chunk := handle.read(size):
             tally.add(chunk)
