@@ -42,8 +42,8 @@ from glan.cli.changes import changes, removed_nodes
 from glan.config import load_config, stage_llm, stage_settings
 from glan.dataset.accounting import price_of, uncached
 from glan.llm.backends import make_backend
-from glan.llm.batch import open_journals
 from glan.llm.cache import Entry, ReplyReader, open_cache
+from glan.llm.journals import open_journals
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.prefix import Seen, cached
 from glan.llm.request import Request, canonical_json

@@ -36,7 +36,13 @@ A file refused with `token_limit_exceeded` waits `poll_seconds`, doubling up to 
 it is created again, and the run's output says to set `llm.batch.max_enqueued_tokens`.
 
 Closing with batches still open at the provider, a Batcher says which (their replies are paid for):
-the next run waits for them.
+the next run waits for them. `glan batch status` lists the open batches, `glan batch cancel` cancels
+one, keeping (storing) the replies it completed.
+
+Every process that sends into the cache (the stage server's llm.senders, a cluster's jobs, a second
+build) sees the others' journals (glan.llm.journals): a key another process journalled is waited
+for, never put into a second file; one process at a time sees a batch through, the one holding its
+journal's lock; and max_enqueued_tokens counts the batches every process sees through.
 
 Nothing piles up at the provider or on disk: every upload carries a 30-day expiry (`expires_after`),
 and so do a batch's output and error files (`output_expires_after`); once a journal closes, its
@@ -52,13 +58,14 @@ import logging
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
-from glan.io import read_json, write_bytes_atomic, write_json
+from glan.io import write_bytes_atomic
 from glan.llm.backends.openai_compat import (
     chat_body,
     reply_of,
@@ -68,6 +75,7 @@ from glan.llm.backends.openai_compat import (
     transient_status,
 )
 from glan.llm.cache import Entry, ReplyCache
+from glan.llm.journals import BYTES_PER_TOKEN, Journal, Journals, held
 from glan.llm.request import Request
 from glan.llm.retry import EndpointError, RetryPolicy, TransientError
 from glan.llm.validate import reply_error
@@ -75,11 +83,12 @@ from glan.llm.validate import reply_error
 ENDPOINT = "/v1/chat/completions"
 METADATA_KEY = "glan_input_sha256"
 TERMINAL = {"completed", "expired", "cancelled", "failed"}
-BYTES_PER_TOKEN = 4  # of an input line, to keep under llm.batch.max_enqueued_tokens: JSON and roles make it high
 # Every file uploaded or written for a batch expires: deleted once read, it still goes if a run dies first.
 # 30 days, the longest OpenAI takes (Azure takes 14 to 30) and far past the 24-hour window.
 FILE_EXPIRY = {"anchor": "created_at", "seconds": 30 * 24 * 3600}
 TOKEN_LIMIT_BACKOFF = 64  # a file the enqueued-token limit refused waits poll_seconds, doubling up to 64 times it
+OWNER_LOOK_SECONDS = 5  # a batch another process sees through: how often its lock is tried (at most)
+YIELD_EVERY = 500  # output lines stored between turns of the event loop
 CLEANUP_SECONDS = 30  # a closing process waits so long for its deletes in flight; what is left expires
 T = TypeVar("T")
 
@@ -166,56 +175,29 @@ class Waiter:
 
 
 @dataclass
-class Journal:
-    """One input file's record under `<cache_dir>/batches/`."""
+class OpenBatch:
+    """An open journal's batch as the provider tells it (`glan batch status`)."""
 
-    path: Path
-    sha256: str
-    keys: list[str]
-    model: str = ""  # journals written before it was recorded have none
-    file_id: str | None = None
-    creating: bool = False
-    batch_id: str | None = None
-    done: bool = False
-    state: str = "gathered"
-    reason: str = ""  # why it closed before its batch's replies were all read
-    seen: set[str] = field(default_factory=set)
-
-    @property
-    def name(self) -> str:
-        return self.path.stem
-
-    @property
-    def input(self) -> Path:
-        return self.path.with_suffix(".jsonl")
-
-    def save(self) -> None:
-        fields = ("sha256", "keys", "model", "file_id", "creating", "batch_id", "done", "state", "reason")
-        write_json(self.path, {name: getattr(self, name) for name in fields})
-
-    @classmethod
-    def load(cls, path: Path) -> Journal:
-        data = read_json(path)
-        return cls(path=path, **data)
-
-    def bodies(self) -> dict[str, dict]:
-        lines = (orjson.loads(line) for line in self.input.read_bytes().splitlines() if line.strip())
-        return {line["custom_id"]: line["body"] for line in lines}
+    journal: Journal
+    state: str
+    completed: int = 0
+    failed: int = 0
+    total: int = 0
+    created_at: int | None = None  # epoch seconds, at the provider
+    seen_through: bool = False  # a running build holds the journal's lock
 
 
-def open_journals(folder: Path) -> Iterator[Journal]:
-    """The journals under `<cache_dir>/batches/` whose batch is not done: their keys are paid for, or may be."""
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        journal = Journal.load(path)
-        if not journal.done:
-            yield journal
+class Busy(EndpointError):
+    """A running build sees this batch through: cancelled under it, its unanswered lines would go out again."""
 
 
 class Batcher:
-    def __init__(self, client, cache: ReplyCache, cache_dir: str | Path, settings: dict):
+    def __init__(self, client, cache: ReplyCache, cache_dir: str | Path, settings: dict, endpoint: str = ""):
         self.client = client
+        self.endpoint = endpoint
         self.cache = cache
         self.folder = Path(cache_dir) / "batches"
+        self.journals = Journals(self.folder)
         self.batch = settings["batch"]
         self.limits = FileLimits.of(self.batch)
         self.max_attempts = settings["max_attempts"]
@@ -259,8 +241,48 @@ class Batcher:
                 for lines in self.queue.values():
                     lines.pop(key, None)
 
+    def open_journals(self) -> list[Journal]:
+        """Every open journal of the cache of this endpoint (or of none recorded: journals older than the field)."""
+        self._load()
+        return [j for j in self.journals.open.values() if j.endpoint in ("", self.endpoint)]
+
+    async def status(self, journal: Journal) -> OpenBatch:
+        seen_through = held(journal.lock)
+        if journal.batch_id is None:
+            state = "uploaded, not created yet" if journal.file_id else "gathered, not uploaded yet"
+            return OpenBatch(journal, state, total=len(journal.keys), seen_through=seen_through)
+        try:
+            batch = await self._call(journal, "batches.retrieve", self.client.batches.retrieve, journal.batch_id)
+        except Refused as error:
+            return OpenBatch(journal, f"unknown at the provider ({error})", seen_through=seen_through)
+        counts = batch.request_counts
+        completed, failed, total = (counts.completed, counts.failed, counts.total) if counts else (0, 0, 0)
+        return OpenBatch(journal, batch.status, completed, failed, total, batch.created_at, seen_through)
+
+    async def cancel(self, journal: Journal) -> None:
+        """Cancel the journal's batch, store the replies it completed and close the journal: the next build asks
+        the rest (online or in a new batch). Busy while a build sees it through."""
+        if held(journal.lock):
+            raise Busy(f"batch {journal.batch_id or journal.name}: a running build waits for it; stop the build first")
+        lock = await self.journals.own(journal, self.batch["poll_seconds"], lambda: None)
+        try:
+            if journal.done:
+                return
+            if journal.creating and journal.batch_id is None:
+                journal.batch_id = await self._call(journal, "batches.list", self._find, journal)
+            if journal.batch_id is None:
+                self._close(journal, "cancelled before its batch was created")
+                self._discard(journal, journal.file_id)
+                return
+            batch = await self._call(journal, "batches.cancel", self.client.batches.cancel, journal.batch_id)
+            if batch.status not in TERMINAL:
+                batch = await self._poll(journal)
+            await self._collect(journal, batch, "cancelled")
+        finally:
+            self.journals.let_go(journal, lock)
+
     async def aclose(self) -> None:
-        running = sorted({journal.batch_id for journal in self.open.values() if journal.batch_id})
+        running = sorted({j.batch_id for j in self.open.values() if j.batch_id and j.name in self.runs})
         if running:  # stopped (Ctrl-C, a failed job) while batches run on, paid for: say where they are
             print(
                 f"{len(running)} batch(es) still open at the provider ({', '.join(running)}): the next run waits "
@@ -282,8 +304,13 @@ class Batcher:
         if self.loaded:
             return
         self.loaded = True
-        for journal in open_journals(self.folder):
-            self.open.update(dict.fromkeys(journal.keys, journal))
+        self._look()
+
+    def _look(self) -> None:
+        """What other processes journalled since the last look: their keys are waited for, never sent again."""
+        for journal in self.journals.scan():
+            if not journal.done:
+                self.open.update(dict.fromkeys(journal.keys, journal))
 
     async def _gather(self) -> None:
         while any(self.queue.values()):
@@ -298,20 +325,30 @@ class Batcher:
                 await asyncio.sleep(max(0.0, self.batch["gather_seconds"] - (time.monotonic() - self.last_arrival)))
 
     def _cut(self, model: str, queue: dict[str, bytes]) -> None:
-        """Take one file's worth of a model's queue, journal it, and start seeing its batch through."""
-        lines = next(self.limits.files(list(queue.items())))
-        for key, _ in lines:
-            del queue[key]
-        content = b"".join(line for _, line in lines)
-        sha = hashlib.sha256(content).hexdigest()
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path, copies = self.folder / f"{sha}.json", 1
-        while path.exists():  # the same lines asked again (a batch that was lost): the first journal stays the record
-            copies += 1
-            path = self.folder / f"{sha}-{copies}.json"
-        journal = Journal(path=path, sha256=sha, keys=[key for key, _ in lines], model=model)
-        write_bytes_atomic(journal.input, content)
-        journal.save()  # the keys are journalled before anything goes out
+        """Take one file's worth of a model's queue, journal it, and start seeing its batch through. Under the
+        folder's lock: a key another process journalled meanwhile waits on that process's batch instead."""
+        with self.journals.cutting():
+            self._look()
+            for key in [key for key in queue if key in self.open]:
+                del queue[key]
+                self._run(self.open[key])
+            if not queue:
+                return
+            lines = next(self.limits.files(list(queue.items())))
+            for key, _ in lines:
+                del queue[key]
+            content = b"".join(line for _, line in lines)
+            sha = hashlib.sha256(content).hexdigest()
+            path, copies = self.folder / f"{sha}.json", 1
+            while path.exists():  # the same lines asked again (a batch that was lost): the first journal stays
+                copies += 1
+                path = self.folder / f"{sha}-{copies}.json"
+            keys = [key for key, _ in lines]
+            tokens = len(content) // BYTES_PER_TOKEN
+            journal = Journal(path=path, sha256=sha, keys=keys, model=model, endpoint=self.endpoint, tokens=tokens)
+            write_bytes_atomic(journal.input, content)
+            journal.save()  # the keys are journalled before anything goes out
+            self.journals.add(journal)
         self.open.update(dict.fromkeys(journal.keys, journal))
         self._run(journal)
 
@@ -331,6 +368,19 @@ class Batcher:
             log.info("%s", message)
 
     async def _see_through(self, journal: Journal) -> None:
+        """Upload, create, poll and store, as the one process that holds the journal's lock; a journal another
+        process closed meanwhile is settled from the cache it stored into."""
+        waiting = partial(self._say, journal, "seen through by another process: waiting for it")
+        lock = await self.journals.own(journal, min(self.batch["poll_seconds"], OWNER_LOOK_SECONDS), waiting)
+        try:
+            if journal.done:
+                self._settle(journal)
+            else:
+                await self._see_through_owned(journal)
+        finally:
+            self.journals.let_go(journal, lock)
+
+    async def _see_through_owned(self, journal: Journal) -> None:
         refused = 0  # times the provider's enqueued-token limit refused this file
         try:
             while True:
@@ -376,10 +426,7 @@ class Batcher:
 
     def _tokens(self, journal: Journal) -> int:
         """About the input file's tokens; an input deleted since keeps what it claimed (none if it never did)."""
-        try:
-            return journal.input.stat().st_size // BYTES_PER_TOKEN
-        except FileNotFoundError:
-            return self.enqueued.get(journal.name, ("", 0))[1]
+        return journal.input_tokens() or self.enqueued.get(journal.name, ("", 0))[1]
 
     async def _room_for(self, journal: Journal) -> None:
         """Hold the file while the model's batches in progress leave it no room under max_enqueued_tokens."""
@@ -389,7 +436,10 @@ class Batcher:
         tokens = self._tokens(journal)
 
         def enqueued() -> int:
-            return sum(n for model, n in self.enqueued.values() if model == journal.model)
+            """This process's batches and every other open one of the cache, from any process or run."""
+            self._look()
+            others = self.journals.tokens(journal.model, but=self.enqueued.__contains__)
+            return others + sum(n for model, n in self.enqueued.values() if model == journal.model)
 
         if enqueued() and enqueued() + tokens > limit:
             self._say(
@@ -476,7 +526,7 @@ class Batcher:
             await asyncio.sleep(wait)
             wait = min(wait * 1.5, 10 * self.batch["poll_seconds"])
 
-    async def _collect(self, journal: Journal, batch) -> None:
+    async def _collect(self, journal: Journal, batch, why: str = "") -> None:
         bodies = self._bodies(journal)
         answered: set[str] = set()
         lost: list[str] = []
@@ -490,6 +540,8 @@ class Batcher:
                 self._say(journal, f"{lost[-1]}: the requests it answered are asked again")
                 continue
             for number, raw in enumerate(content.content.splitlines(), 1):
+                if number % YIELD_EVERY == 0:  # 50,000 lines take seconds: the other jobs' requests go on meanwhile
+                    await asyncio.sleep(0)
                 if not raw.strip():
                     continue
                 try:
@@ -506,13 +558,15 @@ class Batcher:
                 if isinstance(stored, Entry):
                     self._resolve(key, stored)
                 elif refused(line):
+                    journal.refused[key] = stored
                     self._reject(key, stored)
                 else:
                     self._retry(key, bodies, stored)
         for key in journal.keys:
             if key not in answered:  # expired or cancelled before it was done: into a later batch, as an attempt
                 self._retry(key, bodies, f"not done when the batch ended ({batch.status})")
-        self._close(journal, "; ".join(lost))  # before the files go: a crash between leaves them to their expiry
+        # closed before the files go: a crash between leaves them to their expiry
+        self._close(journal, "; ".join(filter(None, [why, *lost])))
         self._discard(journal, batch.output_file_id, batch.error_file_id, journal.file_id)
 
     def _bodies(self, journal: Journal) -> dict[str, dict]:
@@ -555,9 +609,28 @@ class Batcher:
         journal.done, journal.reason = True, reason
         journal.save()
         journal.input.unlink(missing_ok=True)
+        self._forget(journal)
+
+    def _forget(self, journal: Journal) -> None:
+        journal.lock.unlink(missing_ok=True)  # a process that takes it after finds the journal closed
+        self.journals.closed(journal)
         for key in journal.keys:
             if self.open.get(key) is journal:
                 del self.open[key]
+
+    def _settle(self, journal: Journal) -> None:
+        """A journal another process saw through: its replies are in the cache; a line refused for good fails,
+        as it did there, and one its batch did not answer is asked again."""
+        self._forget(journal)
+        bodies = self._waiting_bodies(journal)
+        for key in bodies:
+            entry = self.cache.get(key)
+            if entry is not None:
+                self._resolve(key, entry)
+            elif key in journal.refused:
+                self._reject(key, journal.refused[key])
+            else:
+                self._retry(key, bodies, journal.reason or f"not answered by batch {journal.batch_id}")
 
     def _resolve(self, key: str, entry: Entry) -> None:
         for waiter in self.waiting.get(key, []):

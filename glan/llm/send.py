@@ -187,7 +187,7 @@ class Sender:
             )
         key = (backend.identity, cache_dir)
         if key not in self._batchers:
-            self._batchers[key] = Batcher(client, self.cache(cache_dir), cache_dir, settings)
+            self._batchers[key] = Batcher(client, self.cache(cache_dir), cache_dir, settings, backend.identity)
         return self._batchers[key]
 
     async def send(
