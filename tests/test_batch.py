@@ -7,6 +7,7 @@ nothing sent again when the mode changes, and nothing billed twice whatever poin
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -55,6 +56,18 @@ def test_a_batch_build_sends_one_batch_per_stage_wave_and_makes_the_online_datas
         assert len(server.files_deleted) == 2 * STAGE_WAVES  # each input and its output (no line failed)
         assert not list(workflow.path("cache/batches").glob("*.jsonl")), "a local input outlived its journal"
         assert len(closed_journals(workflow)) == STAGE_WAVES
+
+
+def test_with_two_sender_processes_a_batch_build_bills_each_request_once(tmp_path, online_dataset):
+    with FakeLLM(batch_seconds=0.3) as server:
+        workflow = batch_workflow(tmp_path, server)
+        workflow.overlay["llm"]["senders"] = 2
+        workflow.run()
+        assert server.count == 0
+        billed_once(server)  # each process gathers its own jobs' misses: a wave may take a batch a process
+        assert STAGE_WAVES <= len(server.batches_created) <= 2 * STAGE_WAVES
+        assert server.held_files == [] and len(closed_journals(workflow)) == len(server.batches_created)
+    assert workflow.dataset() == online_dataset
 
 
 def test_switching_mode_sends_nothing_that_is_cached(tmp_path, online_dataset):
@@ -201,6 +214,48 @@ def test_an_online_rerun_waits_for_the_batch_left_open_instead_of_sending_its_re
         assert max(server.billed_per_key.values()) == 1
         closed_journals(workflow)
     assert workflow.dataset() == online_dataset
+
+
+def test_status_shows_the_open_batch_and_cancel_keeps_its_completed_replies_for_an_online_rerun(
+    tmp_path, online_dataset
+):
+    with FakeLLM(batch_seconds=8) as server:
+        workflow = batch_workflow(tmp_path, server)
+        workflow.overlay["prices"] = {
+            "fake-model": {
+                "input_per_mtok": 2,
+                "output_per_mtok": 4,
+                "batch_input_per_mtok": 1,
+                "batch_output_per_mtok": 2,
+            }
+        }
+        killed_when(workflow, lambda: CRASH_POINTS["while polling"][1](workflow, server))
+        [batch_id] = server.batches_created
+        said = workflow.glan("batch", "status")
+        assert said.returncode == 0, said.stderr
+        assert re.search(rf"^{batch_id} \(fake-model, {FIRST_BUILD['subjects']} requests\): \w+", said.stdout, re.M)
+        assert "up to $" in said.stdout and "1 open batch(es)" in said.stdout
+        wait_until(lambda: server.lines_billed >= 2)
+        cancelled = workflow.glan("batch", "cancel", batch_id)
+        assert cancelled.returncode == 0, cancelled.stderr
+        completed = server.lines_billed
+        assert 2 <= completed < FIRST_BUILD["subjects"], "the batch was not cancelled mid-way"
+        assert f"{batch_id}: cancelled; {completed} completed repl(ies) stored" in cancelled.stdout
+        assert "No batch is open" in workflow.glan("batch", "status").stdout
+        workflow.run("--unlock")
+        workflow.overlay["llm"]["mode"] = "online"
+        workflow.run()
+        assert server.count == FIRST_BUILD_TOTAL - completed, "a reply the cancelled batch completed was paid again"
+        assert max(server.billed_per_key.values()) == 1
+        assert server.held_files == [], "a file of the cancelled batch was left at the provider"
+    assert workflow.dataset() == online_dataset
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()
 
 
 def test_each_model_gets_its_own_files_within_the_limits(tmp_path):

@@ -3,7 +3,8 @@
     glan plan      what a build would send (per node and stage), its tokens and cost, and what changed
     glan inspect   the taxonomy as a tree with built counts per node; validates it
     glan review    accept or reject proposed nodes (results/taxonomy/proposed.yaml) into taxonomy.yaml
-    glan batch     export the requests a build would send as a Batch API input file; import its results
+    glan batch     export the requests a build would send as a Batch API input file; import its results;
+                   the open batches of batch mode (status) and cancelling them (cancel)
     glan status    the running (or last) build's requests, tokens and spend, live
     glan cache     verify the reply cache: its damaged entries; --repair keeps every readable one
 
@@ -52,6 +53,24 @@ def cmd_batch_import(args) -> int:
     imported = import_results(args.directory, args.configfile, args.results, args.accept_model)
     print("\n".join(import_report(imported, args.results)))
     return 0 if imported.understood else 1
+
+
+def cmd_batch_status(args) -> int:
+    from glan.cli.batch import status
+
+    print("\n".join(status(args.directory, args.configfile)))
+    return 0
+
+
+def cmd_batch_cancel(args) -> int:
+    from glan.cli.batch import cancel
+
+    if not args.batches and not args.all:
+        print("glan batch cancel: name the batch ids to cancel (`glan batch status` lists them), or pass --all")
+        return 2
+    lines, status = cancel(args.directory, args.configfile, args.batches, args.all)
+    print("\n".join(lines))
+    return status
 
 
 def cmd_cache_verify(args) -> int:
@@ -143,6 +162,14 @@ def parser() -> argparse.ArgumentParser:
     )
     _config_args(results)
     results.set_defaults(run=cmd_batch_import)
+    state = steps.add_parser("status", help="the open batches of batch mode: state, counts, age, money held")
+    _config_args(state)
+    state.set_defaults(run=cmd_batch_status)
+    stop = steps.add_parser("cancel", help="cancel open batches, storing the replies they completed")
+    stop.add_argument("batches", nargs="*", metavar="BATCH", help="batch ids (as `glan batch status` lists them)")
+    stop.add_argument("--all", action="store_true", help="cancel every open batch of the cache")
+    _config_args(stop)
+    stop.set_defaults(run=cmd_batch_cancel)
 
     cache = commands.add_parser("cache", help="the reply cache: find damaged entries, keep every readable one")
     cache_steps = cache.add_subparsers(dest="step", required=True)

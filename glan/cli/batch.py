@@ -15,22 +15,34 @@ each line's custom_id against the requests the plan misses now (it plans again, 
 stores each reply in the cache as the batch mode does (glan.llm.batch.store_line): a reply that fails
 validation is stored as rejected, so the next export or build asks its next attempt. Every line that
 cannot be used is named with its file, line number and why. Then `snakemake` builds from the cache.
+
+Status and cancel are about batch mode's own batches, those open under `<cache_dir>/batches/` (an
+interrupted build's, or a running one's): status asks the provider where each stands and what it
+holds (up to: its prompt tokens and every line's max_tokens, at batch prices); cancel cancels one
+(or `--all`), stores the replies it completed, and closes its journal, so the next build asks only
+the rest, online or in a new batch. A batch a running build waits for is not cancelled under it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from glan.config import stage_llm
+from glan.config import load_config, stage_llm
+from glan.dataset.accounting import price_of
 from glan.io import write_bytes_atomic
-from glan.llm.backends.openai_compat import chat_body
-from glan.llm.batch import FileLimits, input_line, store_line
+from glan.llm.backends.openai_compat import OpenAIBackend, chat_body
+from glan.llm.batch import Batcher, Busy, FileLimits, OpenBatch, input_line, store_line
 from glan.llm.cache import Entry, open_cache, prepare_cache
+from glan.llm.journals import Journal
 from glan.stages import STAGES, active
 
 from .plan import Missing, Walk, walk
@@ -238,3 +250,115 @@ def import_report(imported: Imported, results: list[str]) -> list[str]:
         "Then: `glan batch export` for the requests these replies make known, or `snakemake` to build from the cache."
     )
     return lines
+
+
+@contextlib.asynccontextmanager
+async def endpoint_batchers(directory: str | Path, configfiles: list[str]) -> AsyncIterator[list[Batcher]]:
+    """A Batcher for each OpenAI-compatible endpoint the config's stages use, on the config's cache; a journal
+    that names no endpoint (written before journals did) goes to the first."""
+    config = load_config(directory, configfiles)
+    cache_dir = Path(directory) / config["cache_dir"]
+    backends: dict[str, tuple[OpenAIBackend, dict]] = {}
+    for stage in active(config):
+        llm = stage_llm(config, stage)
+        if llm["backend"] == "openai":
+            backend = OpenAIBackend(llm)
+            if backends.setdefault(backend.identity, (backend, llm))[0] is not backend:
+                await backend.aclose()
+    prepare_cache(cache_dir, config["cache_layout"])
+    with open_cache(cache_dir) as cache:
+        batchers = [
+            Batcher(backend.client, cache, cache_dir, llm, identity) for identity, (backend, llm) in backends.items()
+        ]
+        try:
+            yield batchers
+        finally:
+            for batcher in batchers:
+                await batcher.aclose()
+            for backend, _ in backends.values():
+                await backend.aclose()
+
+
+def owned_journals(batchers: list[Batcher]) -> list[tuple[Batcher, Journal]]:
+    seen: set[str] = set()
+    owned = []
+    for batcher in batchers:
+        for journal in batcher.open_journals():
+            if journal.name not in seen:
+                seen.add(journal.name)
+                owned.append((batcher, journal))
+    return owned
+
+
+def held_money(journal: Journal, prices: dict) -> float | None:
+    """What the batch can cost at most, at batch prices: its prompt tokens and each line's max_tokens."""
+    try:
+        bodies = journal.bodies().values()
+    except FileNotFoundError:
+        return None
+    replies = sum(body.get("max_completion_tokens") or body.get("max_tokens") or 0 for body in bodies)
+    usage = {"prompt_tokens": journal.input_tokens(), "completion_tokens": replies}
+    return price_of(journal.model, usage, prices, "batch")
+
+
+def describe(batch: OpenBatch, prices: dict) -> str:
+    journal = batch.journal
+    counts = f"{batch.completed}/{batch.total} done, {batch.failed} failed" if batch.total else ""
+    age = f"{_duration(time.time() - batch.created_at)} old" if batch.created_at else ""
+    money = held_money(journal, prices)
+    held = "" if money is None else f"up to ${money:,.4f} at batch prices"
+    waits = "a running build waits for it" if batch.seen_through else ""
+    parts = ", ".join(filter(None, [batch.state, counts, age, held, waits]))
+    return f"{journal.batch_id or journal.name} ({journal.model}, {len(journal.keys)} requests): {parts}"
+
+
+def status(directory: str | Path, configfiles: list[str]) -> list[str]:
+    async def ask() -> list[str]:
+        async with endpoint_batchers(directory, configfiles) as batchers:
+            journals = owned_journals(batchers)
+            found = [await batcher.status(journal) for batcher, journal in journals]
+        prices = load_config(directory, configfiles)["prices"]
+        if not found:
+            return ["No batch is open: every batch of this cache has ended and its replies are stored."]
+        return [describe(batch, prices) for batch in found] + [
+            f"{len(found)} open batch(es). A build waits for them and stores their replies; "
+            "`glan batch cancel BATCH` (or --all) cancels, keeping the replies completed so far."
+        ]
+
+    return asyncio.run(ask())
+
+
+def cancel(directory: str | Path, configfiles: list[str], names: list[str], every: bool) -> tuple[list[str], int]:
+    """Cancel the named open batches (batch id, or journal name for one not created yet), or every one."""
+
+    async def run() -> tuple[list[str], int]:
+        lines, status = [], 0
+        async with endpoint_batchers(directory, configfiles) as batchers:
+            journals = owned_journals(batchers)
+            known = {name for _, j in journals for name in (j.batch_id, j.name) if name}
+            for name in sorted(set(names) - known):
+                lines.append(f"{name}: no open batch of this cache has this id (`glan batch status` lists them)")
+                status = 1
+            for batcher, journal in journals:
+                if not every and not {journal.batch_id, journal.name} & set(names):
+                    continue
+                stored_before = sum(batcher.cache.get(key) is not None for key in journal.keys)
+                try:
+                    await batcher.cancel(journal)
+                except Busy as error:
+                    lines.append(str(error))
+                    status = 1
+                    continue
+                stored = sum(batcher.cache.get(key) is not None for key in journal.keys) - stored_before
+                lines.append(
+                    f"{journal.batch_id or journal.name}: cancelled; {stored} completed repl(ies) stored, "
+                    f"{len(journal.keys) - stored - stored_before} request(s) left for the next build"
+                )
+        return lines, status
+
+    return asyncio.run(run())
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{int(seconds % 60):02d}s"
