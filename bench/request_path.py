@@ -15,11 +15,10 @@ from pathlib import Path
 
 from harness import FakeLLM
 
-from glan.config import load_config, stage_llm, stage_settings
+from glan.config import deep_merge, load_config, stage_llm, stage_settings
 from glan.io import write_json
 from glan.runtime.job import StageJob
 from glan.runtime.run import run_job
-from glan.taxonomy import deep_merge
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = str(ROOT / "glan")

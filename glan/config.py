@@ -18,6 +18,15 @@ REPLY_LLM_KEYS = ("backend", "model", "endpoint", "max_attempts", "structured_ou
 KEYED_AS_BEFORE = "json_schema"
 
 
+def deep_merge(base: dict, override: dict) -> dict:
+    """`override` on top of `base`, mapping by mapping, as Snakemake merges config files."""
+    merged = dict(base)
+    for key, value in override.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both else value
+    return merged
+
+
 def stage_llm(config: dict, stage: str) -> dict:
     """The stage's full llm settings: the global `llm` mapping with the stage's own `llm` keys on top."""
     return {**config["llm"], **config["stages"][stage].get("llm", {})}
@@ -65,8 +74,6 @@ def load_config(directory: str | Path = ".", configfiles: list[str] | tuple[str,
     """The config a `snakemake --configfile ...` run in `directory` would see: the defaults, then the overlays."""
     import yaml
 
-    from glan.taxonomy import deep_merge
-
     directory = Path(directory)
     layers = []
     for name in (BASE, *configfiles):
@@ -88,8 +95,6 @@ def check_run_config(config: dict, configfiles: list, given: dict, schema_path: 
     `check_config` with the layers a run merged: the defaults, each --configfile, the --config values.
     Paths are as Snakemake takes them: config files from the working directory."""
     import yaml
-
-    from glan.taxonomy import deep_merge
 
     typed = command_line_values(dict(given), schema_path)
     merged = deep_merge(config, typed)

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import yaml
 
+from glan.config import deep_merge
 from glan.io import dump_json, write_if_changed
+from glan.stages import GLAN_STAGES, STAGES
+from glan.stages.subjects import LEVELS
 
 CUSTOM_KEYS = ("instructions", "subjects", "stages")
 NODE_KEYS = {"name", "description", "children", *CUSTOM_KEYS}
 
-LEVELS = ["high school", "undergraduate", "graduate", "professional"]
 DEFAULT_LEVEL = "undergraduate"
 
 # Ids in UTF-8 bytes. A part is a node's folder under results/nodes/, logs/ and benchmarks/, where a path
@@ -160,14 +162,6 @@ def _yaml_type(value) -> tuple[str, bool]:
     if isinstance(value, (list, dict)):
         return ("a list" if isinstance(value, list) else "a mapping"), False
     return f"a {type(value).__name__}", True
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = deep_merge(merged[key], value) if both else value
-    return merged
 
 
 def _plain(value):
@@ -315,8 +309,6 @@ def _check_subjects(items, label: str, source: str, line: int) -> list[dict]:
 
 def _check_stages(value, label: str, source: str, line: int) -> dict:
     """`stages: {<stage>: {<count key>: n, sampling: {...}, llm: {model: ...}}}`, checked key by key."""
-    from glan.stages import GLAN_STAGES, STAGES  # not at import: the stages import this module
-
     where = f"{source}:{getattr(value, 'line', line)}: node {label!r}"
     if not isinstance(value, dict):
         raise TaxonomyError(f"{where}: `stages` must be a mapping of stage names ({', '.join(GLAN_STAGES)})")

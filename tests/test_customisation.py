@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from glan.config import stage_settings
+from glan.config import deep_merge, stage_settings
 from glan.llm.lookup import Outcome
 from glan.llm.request import Reply
 from glan.prompts import PromptError, Template
 from glan.runtime.run import JobPlan
 from glan.stages import STAGES, syllabus
-from glan.taxonomy import TaxonomyError, deep_merge, iter_nodes, leaves, parse_taxonomy
+from glan.taxonomy import TaxonomyError, iter_nodes, leaves, parse_taxonomy
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = deep_merge(*(yaml.safe_load((ROOT / "config" / name).read_text()) for name in ("config.yaml", "tiny.yaml")))

@@ -19,13 +19,13 @@ from fake_llm import FakeLLM
 from helpers import DEFAULTS, DISCIPLINES, FIRST_BUILD, ROOT, Workflow, changed_files, stage_counts
 from records import facts_of
 
+from glan.config import deep_merge
 from glan.dataset.clean import judge_filter
 from glan.io import read_json, read_jsonl
 from glan.llm.lookup import Outcome
 from glan.llm.request import Request
 from glan.stages.contract import Answered
 from glan.stages.judge import CRITERIA, SCALE, grade
-from glan.taxonomy import deep_merge
 
 JUDGE_ON = {"stages": {"judge": {"enabled": True}}, "clean": {"judge": {"min_score": 6}}}
 GRADES = FIRST_BUILD["answers"]  # one judge request per answer, so per record

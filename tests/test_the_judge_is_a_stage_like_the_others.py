@@ -7,8 +7,8 @@ import orjson
 from fake_llm import FakeLLM
 from helpers import DEFAULTS, DISCIPLINES, Workflow
 
+from glan.config import deep_merge
 from glan.stages import GLAN_STAGES, STAGES, active
-from glan.taxonomy import deep_merge
 
 JUDGE_ON = {"stages": {"judge": {"enabled": True}}}
 

@@ -12,12 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from glan.config import KEYED_AS_BEFORE
+from glan.config import KEYED_AS_BEFORE, deep_merge
 from glan.io import SUM
 from glan.llm.lookup import Outcome
 from glan.llm.request import Request
 from glan.prompts import PromptError, Template
-from glan.taxonomy import deep_merge
 
 # The keys of a node record that customise how it is built; question records carry them as "custom".
 CARRIED = ("instructions", "stages")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from glan.stages.contract import Answered, Planned, Resolved, Stage
 from glan.stages.shapes import array, record, text
-from glan.taxonomy import LEVELS
 
+LEVELS = ["high school", "undergraduate", "graduate", "professional"]  # of a subject, as a curriculum sets it
 PINNED = "pinned"  # the "model" of pinned subjects in provenance: taxonomy.yaml, not an LLM; their key is None
 
 
