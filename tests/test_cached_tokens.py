@@ -21,10 +21,10 @@ from test_report import sample
 
 from glan.cli.plan import build_plan
 from glan.cli.table import format_plan
-from glan.dataset.accounting import price_of
 from glan.dataset.report.plots import plot_cost
 from glan.llm.backends.openai_compat import reply_of
 from glan.llm.cache import Entry, open_cache
+from glan.llm.prices import price_of
 from glan.llm.request import Reply
 
 LONG = " ".join(f"Rule {i}: give every quantity with its SI unit." for i in range(120))  # about 1,500 tokens

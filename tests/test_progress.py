@@ -15,9 +15,9 @@ import orjson
 from fake_llm import FakeLLM
 from helpers import FIRST_BUILD_TOTAL, Workflow
 
-from glan.dataset.accounting import price_of
 from glan.llm.cache import open_cache
 from glan.llm.meter import Meter
+from glan.llm.prices import price_of
 from glan.runtime.job import StageJob
 from glan.runtime.progress import job_part, merged, publish
 from glan.runtime.run import run_job

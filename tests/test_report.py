@@ -16,13 +16,14 @@ import pytest
 from helpers import FIRST_BUILD_TOTAL
 from records import PATHS, accounted, make_record
 
-from glan.dataset.accounting import price_of, run_stats
+from glan.dataset.accounting import run_stats
 from glan.dataset.facts import reported
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import median, summarise
 from glan.dataset.report.plots import MANY_DISCIPLINES, plot_cost, plot_lengths, plot_mix, plot_records, plot_removed
 from glan.io import read_json, write_json
 from glan.llm.cache import Entry, open_cache
+from glan.llm.prices import price_of
 from glan.llm.request import Reply
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -40,12 +40,12 @@ from pathlib import Path
 
 from glan.cli.changes import changes, removed_nodes
 from glan.config import load_config, stage_llm, stage_settings
-from glan.dataset.accounting import price_of, uncached
 from glan.llm.backends import make_backend
 from glan.llm.cache import Entry, ReplyReader, open_cache
 from glan.llm.journals import open_journals
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.prefix import Seen, cached
+from glan.llm.prices import price_of, uncached
 from glan.llm.request import Request, canonical_json
 from glan.runtime.run import JobPlan, checked_template
 from glan.stages import active

@@ -33,17 +33,13 @@ from typing import Any
 
 from glan.io import digest, read_json
 from glan.llm.cache import ReplyReader
+from glan.llm.prices import PRICE_KEYS, cached_tokens, price_of, reasoning_tokens, uncached
 from glan.stages import GLAN_STAGES, STAGES
 
 # An optional stage (the judge) has its bucket only where its replies are in the dataset or its jobs ran:
 # a build without it reports GLAN's four stages, as before.
 
 COUNTERS = ("requests", "prompt_tokens", "cached_tokens", "completion_tokens", "reasoning_tokens", "total_tokens")
-# How a reply was sent (`Entry.via`) -> the price table's input, output and cached-input price of that way.
-PRICE_KEYS = {
-    "online": ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok"),
-    "batch": ("batch_input_per_mtok", "batch_output_per_mtok", "batch_cached_input_per_mtok"),
-}
 MONEY = ("cost", "saved_by_batch", "saved_by_cache")
 
 
@@ -54,38 +50,6 @@ def _empty() -> dict:
         "unpriced_requests": 0,
         **dict.fromkeys(MONEY, 0.0),
     }
-
-
-def cached_tokens(usage: dict) -> int:
-    return (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
-
-
-def uncached(usage: dict) -> dict:
-    """The usage as it would be had no prompt token been cached."""
-    return {k: v for k, v in usage.items() if k != "prompt_tokens_details"}
-
-
-def reasoning_tokens(usage: dict) -> int:
-    return (usage.get("completion_tokens_details") or {}).get("reasoning_tokens", 0)
-
-
-def price_of(model: str, usage: dict, prices: dict, via: str = "online") -> float | None:
-    """The cost of one reply of `model` sent `via` online or batch; None if the table has no such price.
-
-    Both prices of that way are needed: a model with online prices only has no batch price. Its cached
-    prompt tokens are at that way's cached price, or at its input price where the model has none."""
-    if via not in PRICE_KEYS:
-        raise ValueError(f"a reply sent via {via!r}: accounting knows {list(PRICE_KEYS)}")
-    input_key, output_key, cached_key = PRICE_KEYS[via]
-    price = prices.get(model) or {}
-    if input_key not in price or output_key not in price:
-        return None
-    cached = cached_tokens(usage)
-    return (
-        (usage.get("prompt_tokens", 0) - cached) * price[input_key]
-        + cached * price.get(cached_key, price[input_key])
-        + usage.get("completion_tokens", 0) * price[output_key]
-    ) / 1e6
 
 
 def node_usage(records: list[dict], cache: ReplyReader) -> dict:

@@ -23,8 +23,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 
 from glan.config import stage_llm
-from glan.dataset.accounting import cached_tokens, price_of
 from glan.llm.cache import Entry
+from glan.llm.prices import cached_tokens, price_of
 from glan.llm.request import Request
 
 CHARS_PER_TOKEN = 4
