@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import socket
+import sys
 from pathlib import Path
 
 from glan.llm.meter import Budget
@@ -143,3 +145,10 @@ async def _send(settings: dict, limiter: SharedLimiter, meter: SharedMeter, inde
         loop.add_reader(channel, received)
         await until
     channel.close()
+
+
+if __name__ == "__main__":
+    # As the one-process server (glan.runtime.server): Ctrl-C stops the jobs, and the server with Snakemake.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    run_settings = json.loads(sys.argv[1])
+    serve_from_processes(run_settings, socket.socket(fileno=run_settings["socket"]))

@@ -4,7 +4,8 @@ Why: started afresh, a job spends more CPU starting than sending (the openai pac
 half a second to import), and each would hold its own client, connections and share of the cap.
 The server pays for its start once, keeps one connection pool per endpoint, and holds
 llm.concurrency, the per-minute budgets and AIMD on 429 for all jobs at once, exactly. With llm.senders
-above 1 it sends from that many processes, which share the cap and the budgets (glan.runtime.senders).
+above 1 it sends from that many processes, which share the cap and the budgets (glan.runtime.senders,
+started in its place).
 
 The Snakemake main process starts it (rules/common.smk, `onstart`); each job process hands over
 its StageJob (glan.runtime.job.submit) and waits for the verdict. A killed job closes its
@@ -66,8 +67,9 @@ def start_for_run(settings: dict) -> str:
     package_root = str(Path(__file__).resolve().parents[2])
     python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     settings = {**settings, "socket": listener.fileno()}
+    module = "glan.runtime.senders" if settings["senders"] > 1 else "glan.runtime.server"
     process = subprocess.Popen(
-        [sys.executable, "-m", "glan.runtime.server", json.dumps(settings)],
+        [sys.executable, "-m", module, json.dumps(settings)],
         stdin=subprocess.PIPE,
         pass_fds=[listener.fileno()],
         env={**os.environ, "PYTHONPATH": python_path},
@@ -195,9 +197,4 @@ if __name__ == "__main__":
     # Ctrl-C reaches the whole process group: the jobs stop, and the server with Snakemake (stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     run_settings = json.loads(sys.argv[1])
-    if run_settings["senders"] > 1:
-        from glan.runtime.senders import serve_from_processes
-
-        serve_from_processes(run_settings, socket.socket(fileno=run_settings["socket"]))
-    else:
-        asyncio.run(_main(run_settings))
+    asyncio.run(_main(run_settings))
