@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import decontaminate, sift
-from glan.dataset.facts import Composition, removed_ids
+from glan.dataset.composition import Composition, removed_ids
 from glan.io import write_json
 from glan.logs import setup_logging
 

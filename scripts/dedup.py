@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import deduplicate, sift
-from glan.dataset.facts import Composition, removed_ids
+from glan.dataset.composition import Composition, removed_ids
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])

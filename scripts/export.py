@@ -12,8 +12,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from glan.dataset.composition import Composition, removed_ids
 from glan.dataset.export import survey, write_exports
-from glan.dataset.facts import Composition, removed_ids
 from glan.io import iter_jsonl, read_json
 from glan.logs import setup_logging
 

@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import logging
 
 from glan.dataset.clean import judge_filter, sift
-from glan.dataset.facts import Composition
+from glan.dataset.composition import Composition
 from glan.io import write_json
 from glan.logs import setup_logging
 

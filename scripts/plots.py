@@ -7,7 +7,7 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 import pyarrow.parquet as pq
 
 from glan.dataset.accounting import run_stats
-from glan.dataset.facts import Composition, record_id, removed_ids
+from glan.dataset.composition import Composition, record_id, removed_ids
 from glan.dataset.report.html import summary_html
 from glan.dataset.report.numbers import summarise
 from glan.dataset.report.plots import plot_cost, plot_lengths, plot_mix, plot_records, plot_removed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from glan.dataset.facts import Composition
+from glan.dataset.composition import Composition
 from glan.io import dump_line
 
 PATHS = {

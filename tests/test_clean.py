@@ -13,7 +13,7 @@ from helpers import DEFAULTS
 from records import PATHS, facts_of, make_record
 
 from glan.dataset.clean import BenchmarkError, decontaminate, deduplicate, load_benchmark, sift
-from glan.dataset.facts import Composition, FactsMismatch
+from glan.dataset.composition import Composition, FactsMismatch
 from glan.io import dump_jsonl, read_jsonl
 
 DEDUP = {**DEFAULTS["clean"]["dedup"], "near_threshold": 0.8}

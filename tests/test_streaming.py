@@ -23,7 +23,8 @@ PRELUDE = """
 import json
 import sys
 from pathlib import Path
-from glan.dataset.facts import Composition, read_usage
+from glan.dataset.facts import read_usage
+from glan.dataset.composition import Composition
 path, out = map(Path, sys.argv[1:3])
 DEFAULTS = json.loads(sys.argv[3])  # the config's defaults, passed in: loading the config would weigh on the peak
 source = Composition(sorted(path.parent.glob(path.stem + "-facts/facts-*.parquet")), path)

@@ -28,19 +28,16 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
 import pyarrow as pa
 
+from glan.dataset.composition import Composition, Part, copy_lines
 from glan.io import dump_line, open_atomic
 
-if TYPE_CHECKING:
-    from glan.dataset.facts import Composition, Part
-
 # Per discipline of a file, the records a step removes: their place in the part, and the entry saying why.
-Removals = Iterator[tuple["Part", dict[int, dict]]]
+Removals = Iterator[tuple[Part, dict[int, dict]]]
 
 WORDS = re.compile(r"\w+")
 TOKENS = re.compile(r"\w+|[^\w\s]")  # operators and punctuation count in near-duplicate questions ("2+3" vs "2-3")
@@ -410,8 +407,6 @@ def sift(removals: Removals, kept: str | Path, removed: str | Path) -> Counter:
     removal entry to `removed`, a discipline at a time; count both.
 
     The counter has "kept" and one count per removal reason."""
-    from glan.dataset.facts import copy_lines  # facts imports this module for what it computes per record
-
     counts: Counter = Counter()
     with open_atomic(kept) as kept_out, open_atomic(removed) as removed_out:
 

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from glan.dataset.facts import Composition, Node, copy_lines, record_table
+from glan.dataset.composition import Composition, Node, copy_lines, record_table
 from glan.io import link_atomic, open_atomic, write_bytes_atomic
 from glan.stages import GLAN_STAGES
 

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable
 from itertools import accumulate
 
-from glan.dataset.facts import RecordFacts
+from glan.dataset.composition import RecordFacts
 
 DIFFICULTIES = ("easy", "medium", "hard")
 STRATEGIES = ("single-session", "two-sessions")

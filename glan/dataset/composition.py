@@ -1,0 +1,210 @@
+"""What a whole-dataset step's input holds, read from the disciplines' facts (glan.dataset.facts) a discipline
+at a time: the records files in taxonomy order, less what earlier steps removed (`Composition`), and the
+lines it keeps copied as byte ranges, so its memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from glan.io import iter_jsonl
+
+PREFIX = b'{"id":"'
+LSH = b"glan.lsh"  # the facts' metadata: the LSH bands and rows for the dedup threshold they were made for
+
+
+def record_id(line: bytes) -> str:
+    """A record line's id without parsing the line: dump_line sorts keys, and "id" comes first."""
+    if line.startswith(PREFIX):
+        return line[len(PREFIX) : line.index(b'"', len(PREFIX))].decode()
+    return orjson.loads(line)["id"]
+
+
+class Columns(dict):
+    """A discipline's facts columns as Python lists, each made when first asked for."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        self.node = node
+
+    def __missing__(self, name: str) -> list:
+        self[name] = values = self.node.column(name).to_pylist()
+        return values
+
+
+class Node:
+    """One discipline's facts, open while a step is inside it. A column is read when first asked for:
+    dedup reads the signatures of the few disciplines that hold a record sharing a band, not of all."""
+
+    def __init__(self, number: int, path: str):
+        self.number = number  # its place in the taxonomy order of the facts files
+        self.path = path
+        self.file = pq.ParquetFile(path)
+        self.arrow: dict[str, pa.ChunkedArray] = {}
+        self.columns = Columns(self)
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        if name not in self.arrow:
+            self.arrow[name] = self.file.read(columns=[name]).column(name)
+        return self.arrow[name]
+
+    def record_schema(self) -> pa.Schema:
+        """The export's columns as this discipline's records have them."""
+        return pa.schema(list(self.file.schema_arrow.field("record").type))
+
+    def value(self, name: str, row: int):
+        """One value, for a step that reads a few rows of a column (the whole column: `columns`)."""
+        return self.column(name)[row].as_py()
+
+    def __len__(self) -> int:
+        return self.file.metadata.num_rows
+
+
+class RecordFacts(Protocol):
+    """A record's facts by column name: a Fact, or a plain dict in tests."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Fact:
+    """Where a record's facts are: its discipline and its row there."""
+
+    node: Node
+    row: int
+
+    def __getitem__(self, name: str):
+        return self.node.columns[name][self.row]
+
+
+@dataclass
+class Part:
+    """The records of one discipline that a whole-dataset file holds: their rows in the discipline's facts,
+    and where their lines are in the file."""
+
+    node: Node
+    rows: np.ndarray
+    starts: np.ndarray
+    lengths: np.ndarray
+    source: int  # the file's descriptor, open while the step runs
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def fact(self, i: int) -> Fact:
+        return Fact(self.node, int(self.rows[i]))
+
+    def record(self, i: int) -> dict:
+        return orjson.loads(os.pread(self.source, int(self.lengths[i]), int(self.starts[i])))
+
+
+class Composition:
+    """What a whole-dataset file is made of, known without reading it: the records of the disciplines'
+    files in taxonomy order (results/dataset.jsonl is their concatenation), less those that earlier steps
+    removed (their removal files name them by id). A step reads the facts of those records a discipline
+    at a time and copies the lines it keeps as byte ranges of the file; the file's size, checked against
+    the lines' lengths in the facts, tells a stale file from a good one."""
+
+    def __init__(
+        self,
+        facts: Iterable[str | Path],
+        source: str | Path,
+        removed: Iterable[str] = (),
+        only: Iterable[str] | None = None,
+    ):
+        """`only`, if given, names the records the file holds (of those not removed): a split's file."""
+        self.facts = [str(p) for p in facts]
+        self.source = str(source)
+        self.removed = pa.array(sorted(set(removed)), pa.string())
+        self.only = None if only is None else pa.array(sorted(set(only)), pa.string())
+
+    def parts(self) -> Iterator[Part]:
+        """Each discipline's part of the file."""
+        offset = 0
+        with open(self.source, "rb") as handle:
+            for number, path in enumerate(self.facts):
+                node = Node(number, path)
+                ids = node.column("id")
+                kept = pc.invert(pc.is_in(ids, value_set=self.removed))
+                if self.only is not None:
+                    kept = pc.and_(kept, pc.is_in(ids, value_set=self.only))
+                rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False))
+                lengths = np.asarray(node.column("line_bytes").to_numpy(), dtype=np.int64)[rows]
+                starts = offset + np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+                offset += int(lengths.sum())
+                yield Part(node, rows, starts, lengths, handle.fileno())
+            size = os.fstat(handle.fileno()).st_size
+        if offset != size:
+            raise FactsMismatch(
+                f"{self.source} has {size} bytes, but its records' lines in the disciplines' facts add up to "
+                f"{offset}: the file and the facts are not of the same build; run snakemake again"
+            )
+
+    def bands(self) -> list[slice]:
+        """The LSH bands of a signature, as the facts were made for (none without facts)."""
+        if not self.facts:
+            return []
+        count, rows = orjson.loads(pq.read_schema(self.facts[0]).metadata[LSH])
+        return [slice(band * rows, (band + 1) * rows) for band in range(count)]
+
+    def nodes(self) -> Iterator[Node]:
+        """Every discipline's facts, removed records included."""
+        for number, path in enumerate(self.facts):
+            yield Node(number, path)
+
+
+class FactsMismatch(RuntimeError):
+    pass
+
+
+def removed_ids(paths: Iterable[str | Path]) -> set[str]:
+    """The ids of the records that the removal files (duplicates.jsonl and the like) name."""
+    return {entry["id"] for path in paths for entry in iter_jsonl(path)}
+
+
+def copy_lines(parts: Iterable[tuple[Part, np.ndarray]], out: BinaryIO) -> int:
+    """Copy the lines of the records each mask picks in its part to `out`, as coalesced byte ranges of the
+    part's file (os.copy_file_range: the kernel copies, no line passes through Python); return how many."""
+    copied = 0
+    out.flush()
+    for part, picked in parts:  # each part copied before the next is asked for: the file closes after the last
+        starts, lengths = part.starts[picked], part.lengths[picked]
+        if not len(starts):
+            continue
+        ends = starts + lengths
+        breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1  # where a range does not go on from the one before
+        for first, last in zip(
+            np.concatenate(([0], breaks)).tolist(), np.concatenate((breaks, [len(starts)])).tolist(), strict=True
+        ):
+            _copy(part.source, out, int(starts[first]), int(ends[last - 1] - starts[first]))
+        copied += len(starts)
+    return copied
+
+
+def _copy(source: int, out: BinaryIO, start: int, count: int) -> None:
+    while count > 0:
+        try:
+            done = os.copy_file_range(source, out.fileno(), count, start)
+        except OSError:  # a filesystem or kernel without it
+            out.write(os.pread(source, count, start))
+            out.flush()
+            done = count
+        if done == 0:
+            raise FactsMismatch(f"the file being copied ended {count} bytes early")
+        start, count = start + done, count - done
+
+
+def record_table(node: Node, rows: np.ndarray, schema: pa.DataType) -> pa.Table:
+    """The records of `rows` as a table whose one struct column is spread into the export's columns."""
+    column = node.column("record").take(pa.array(rows, pa.int64())).cast(schema)
+    return pa.Table.from_struct_array(column.combine_chunks())
