@@ -8,18 +8,14 @@ parent's children. Its errors are TaxonomyErrors: they are about the file, not a
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from glan.taxonomy import TaxonomyError, parse_taxonomy, slugify
-
-if TYPE_CHECKING:
-    from glan.curate.review import Candidate
-
 
 INDENTATIONS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0), (2, 3, 1))  # (mapping, sequence, offset)
 
@@ -93,6 +89,34 @@ def _find(document, node_id: str):
             raise TaxonomyError(f"taxonomy.yaml has no node {'/'.join(node_id.split('/')[: depth + 1])!r}")
         items = found.get("children")
     return found
+
+
+@dataclass
+class Candidate:
+    """A node of the proposal; `new` when taxonomy.yaml has no node with its id."""
+
+    id: str
+    name: str
+    description: str
+    new: bool
+    parent: Candidate | None
+    votes: int = 0
+    elsewhere: list[str] = field(default_factory=list)
+    children: list[Candidate] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        names: list[str] = []
+        node: Candidate | None = self
+        while node is not None:
+            names.append(node.name)
+            node = node.parent
+        return " > ".join(reversed(names))
+
+    def subtree(self):
+        yield self
+        for child in self.children:
+            yield from child.subtree()
 
 
 @dataclass

@@ -7,46 +7,17 @@ new ancestors. Status is recomputed against the current taxonomy, so a proposal 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from glan.curate.edit import Change, apply
+from glan.curate.edit import Candidate, Change, apply
 from glan.io import write_bytes_atomic
 from glan.taxonomy import iter_nodes, load_taxonomy, slugify
 
 
 class ReviewError(ValueError):
     pass
-
-
-@dataclass
-class Candidate:
-    """A node of the proposal; `new` when taxonomy.yaml has no node with its id."""
-
-    id: str
-    name: str
-    description: str
-    new: bool
-    parent: Candidate | None
-    votes: int = 0
-    elsewhere: list[str] = field(default_factory=list)
-    children: list[Candidate] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        names: list[str] = []
-        node: Candidate | None = self
-        while node is not None:
-            names.append(node.name)
-            node = node.parent
-        return " > ".join(reversed(names))
-
-    def subtree(self):
-        yield self
-        for child in self.children:
-            yield from child.subtree()
 
 
 def load_proposal(path: str | Path, existing: set[str]) -> list[Candidate]:
