@@ -37,12 +37,12 @@ from pathlib import Path
 import orjson
 
 from glan.config import load_config, stage_llm
-from glan.dataset.accounting import price_of
 from glan.io import write_bytes_atomic
 from glan.llm.backends.openai_compat import OpenAIBackend, chat_body
 from glan.llm.batch import Batcher, Busy, FileLimits, OpenBatch, input_line, store_line
 from glan.llm.cache import Entry, open_cache, prepare_cache
 from glan.llm.journals import Journal
+from glan.llm.prices import price_of
 from glan.stages import STAGES, active
 
 from .plan import Missing, Walk, walk
