@@ -25,11 +25,7 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/subjects.smk"
-include: "rules/syllabus.smk"
-include: "rules/questions.smk"
-include: "rules/answers.smk"
-include: "rules/judge.smk"
+include: "rules/stages.smk"
 include: "rules/dataset.smk"
 include: "rules/taxonomy.smk"
 include: "rules/clean.smk"
