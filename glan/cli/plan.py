@@ -46,13 +46,12 @@ from glan.llm.journals import open_journals
 from glan.llm.lookup import Outcome, lookup
 from glan.llm.prefix import Seen, cached
 from glan.llm.prices import price_of, uncached
-from glan.llm.request import Request, canonical_json
+from glan.llm.request import CHARS_PER_TOKEN, Request, canonical_json
 from glan.runtime.run import JobPlan, checked_template
 from glan.stages import active
 from glan.stages.contract import customise
 from glan.taxonomy import leaves, load_taxonomy, select
 
-CHARS_PER_TOKEN = 4
 REPLY_SHARE = 0.5  # of max_tokens, for replies of a stage the cache has never seen
 SAMPLE = 20_000  # requests of a stage its cached share is measured on (a plan may hold 10 million)
 

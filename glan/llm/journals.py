@@ -24,8 +24,11 @@ from pathlib import Path
 import orjson
 
 from glan.io import read_json, write_json
+from glan.llm.request import CHARS_PER_TOKEN
 
-BYTES_PER_TOKEN = 4  # of an input line, to keep under llm.batch.max_enqueued_tokens: JSON and roles make it high
+# Of an input line, to keep under llm.batch.max_enqueued_tokens (ASCII JSON: a byte a character; JSON and roles
+# make it err high).
+BYTES_PER_TOKEN = CHARS_PER_TOKEN
 
 
 @dataclass

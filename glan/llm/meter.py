@@ -27,7 +27,6 @@ from glan.llm.cache import Entry
 from glan.llm.prices import cached_tokens, price_of
 from glan.llm.request import Request
 
-CHARS_PER_TOKEN = 4
 SUMMARY = ("planned", "cached", "sent", "retries", "rejected", "failed", "refused")
 TOTAL = "llm.budget"
 
@@ -169,8 +168,7 @@ class Meter:
         answered = tally.sent - tally.unpriced if tally else 0
         if tally and answered > 0:
             return tally.cost / answered
-        prompt = sum(len(m["content"]) for m in request.messages) // CHARS_PER_TOKEN
-        usage = {"prompt_tokens": prompt, "completion_tokens": request.params.get("max_tokens", 0)}
+        usage = {"prompt_tokens": request.prompt_tokens, "completion_tokens": request.params.get("max_tokens", 0)}
         return price_of(request.model, usage, self.prices, via) or 0.0
 
     async def admit(self, job: JobCounts, request: Request, via: str) -> float:

@@ -9,6 +9,8 @@ import orjson
 
 from glan.config import KEYED_AS_BEFORE
 
+CHARS_PER_TOKEN = 4  # the estimate wherever tokens are counted before a reply says how many
+
 
 def _normalise(value):
     """1.0 and 1 ask the same of a model, so they must hash the same."""
@@ -51,6 +53,11 @@ class Request:
         if self.schema is None or self.structured_output == KEYED_AS_BEFORE:
             del fields_["structured_output"]
         return sha256_hex(canonical_json({"endpoint": identity, **fields_}))
+
+    @property
+    def prompt_tokens(self) -> int:
+        """About its prompt's tokens, before any reply says (CHARS_PER_TOKEN)."""
+        return sum(len(m["content"]) for m in self.messages) // CHARS_PER_TOKEN
 
     @property
     def seed(self) -> int:

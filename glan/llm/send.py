@@ -30,7 +30,7 @@ LOOKUP_BATCH = 64
 
 def estimated_tokens(request: Request) -> int:
     """For per-minute token budgets: about four characters a token, plus the whole reply allowance."""
-    return sum(len(m["content"]) for m in request.messages) // 4 + request.params.get("max_tokens", 0)
+    return request.prompt_tokens + request.params.get("max_tokens", 0)
 
 
 async def send_all(
@@ -180,7 +180,7 @@ class Sender:
 
     def batcher(self, backend: Backend, settings: dict, cache_dir: str) -> Batcher:
         """One per endpoint and cache: every job of the process gathers into the same batches."""
-        client = getattr(backend, "client", None)
+        client = backend.batch_api
         if client is None:
             raise EndpointError(
                 f"llm.mode batch needs an OpenAI-compatible endpoint (llm.backend openai), not {settings['backend']}"
@@ -196,7 +196,7 @@ class Sender:
         backend = self.backend(settings)
         batch = settings["mode"] == "batch"
         batches = Path(cache_dir) / "batches"  # online: a batch left open there is waited for
-        waits = batch or (getattr(backend, "client", None) is not None and batches.is_dir())
+        waits = batch or (batches.is_dir() and backend.batch_api is not None)
         batcher = self.batcher(backend, settings, cache_dir) if waits else None
         return await send_all(
             requests,

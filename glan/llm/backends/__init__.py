@@ -6,13 +6,18 @@ A backend is registered by name; `llm.backend` in the config picks one.
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import Any, Protocol
 
 from glan.llm.request import Reply, Request
 
 
 class Backend(Protocol):
     identity: str
+
+    @property
+    def batch_api(self) -> Any | None:
+        """The client of the endpoint's Batch API (Files and Batches), or None where it has none: batch mode
+        and waiting for the batches an interrupted batch build left open need it."""
 
     async def complete(self, request: Request) -> Reply: ...
 

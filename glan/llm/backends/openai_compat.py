@@ -122,6 +122,11 @@ class OpenAIBackend:
             )
         return self._client
 
+    @property
+    def batch_api(self):
+        """The same client: an OpenAI-compatible endpoint's Batch API is at its base URL."""
+        return self.client
+
     async def complete(self, request: Request) -> Reply:
         """Posted through the client's own HTTP layer (its auth, base URL, timeouts, connection pool and
         errors), not its typed `create`: that one's parameter transforms and response models took more

@@ -54,6 +54,7 @@ class LocalBackend:
         self.options = settings["local"]
         self.path = ensure_model(self.options["model_path"])
         self.identity = "local:sha256:" + model_sha256(self.path)
+        self.batch_api = None  # a model on this machine answers at once: there is nothing to batch
         self.model, self.lock = load_model(self.path, self.options)
         self.name = self.path.name.removesuffix(".gguf")
         self._formats: dict[str, tuple[Outline | None, object]] = {}
