@@ -33,7 +33,7 @@ def record_id(line: bytes) -> str:
 class Columns(dict):
     """A discipline's facts columns as Python lists, each made when first asked for."""
 
-    def __init__(self, node: Node):
+    def __init__(self, node: NodeFacts):
         super().__init__()
         self.node = node
 
@@ -42,7 +42,7 @@ class Columns(dict):
         return values
 
 
-class Node:
+class NodeFacts:
     """One discipline's facts, open while a step is inside it. A column is read when first asked for:
     dedup reads the signatures of the few disciplines that hold a record sharing a band, not of all."""
 
@@ -80,7 +80,7 @@ class RecordFacts(Protocol):
 class Fact:
     """Where a record's facts are: its discipline and its row there."""
 
-    node: Node
+    node: NodeFacts
     row: int
 
     def __getitem__(self, name: str):
@@ -92,7 +92,7 @@ class Part:
     """The records of one discipline that a whole-dataset file holds: their rows in the discipline's facts,
     and where their lines are in the file."""
 
-    node: Node
+    node: NodeFacts
     rows: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
@@ -133,7 +133,7 @@ class Composition:
         offset = 0
         with open(self.source, "rb") as handle:
             for number, path in enumerate(self.facts):
-                node = Node(number, path)
+                node = NodeFacts(number, path)
                 ids = node.column("id")
                 kept = pc.invert(pc.is_in(ids, value_set=self.removed))
                 if self.only is not None:
@@ -157,10 +157,10 @@ class Composition:
         count, rows = orjson.loads(pq.read_schema(self.facts[0]).metadata[LSH])
         return [slice(band * rows, (band + 1) * rows) for band in range(count)]
 
-    def nodes(self) -> Iterator[Node]:
+    def nodes(self) -> Iterator[NodeFacts]:
         """Every discipline's facts, removed records included."""
         for number, path in enumerate(self.facts):
-            yield Node(number, path)
+            yield NodeFacts(number, path)
 
 
 class FactsMismatch(RuntimeError):
@@ -204,7 +204,7 @@ def _copy(source: int, out: BinaryIO, start: int, count: int) -> None:
         start, count = start + done, count - done
 
 
-def record_table(node: Node, rows: np.ndarray, schema: pa.DataType) -> pa.Table:
+def record_table(node: NodeFacts, rows: np.ndarray, schema: pa.DataType) -> pa.Table:
     """The records of `rows` as a table whose one struct column is spread into the export's columns."""
     column = node.column("record").take(pa.array(rows, pa.int64())).cast(schema)
     return pa.Table.from_struct_array(column.combine_chunks())

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from glan.dataset.composition import Composition, Node, copy_lines, record_table
+from glan.dataset.composition import Composition, NodeFacts, copy_lines, record_table
 from glan.io import link_atomic, open_atomic, write_bytes_atomic
 from glan.stages import GLAN_STAGES
 
@@ -75,14 +75,14 @@ def survey(source: Composition, settings: dict) -> Survey:
     return Survey(test_ids, schema)
 
 
-class Tally:
+class CardCounts:
     """What the card says about the records: taxonomy paths per split (in dataset order) and models per stage."""
 
     def __init__(self):
         self.paths: dict[str, Counter] = {name: Counter() for name in SPLITS}
         self.models: dict[str, set[str]] = {stage: set() for stage in GLAN_STAGES}
 
-    def add(self, name: str, node: Node, rows: np.ndarray) -> None:
+    def add(self, name: str, node: NodeFacts, rows: np.ndarray) -> None:
         paths, models = node.columns["path"], node.columns["models"]
         for row in rows.tolist():
             self.paths[name][tuple(paths[row])] += 1
@@ -106,7 +106,7 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def card(tally: Tally, facts: dict, settings: dict) -> str:
+def card(tally: CardCounts, facts: dict, settings: dict) -> str:
     """The dataset card (README.md): counts, fields, models, taxonomy version, cleaning, cost, licence note.
 
     `facts` holds what the card reports from other steps: taxonomy sha256, duplicate counts by reason,
@@ -255,7 +255,7 @@ def judge_card(judge: dict, accounting: dict) -> str:
     )
 
 
-def write_exports(source: Composition, found: Survey, facts: dict, settings: dict, out: dict) -> Tally:
+def write_exports(source: Composition, found: Survey, facts: dict, settings: dict, out: dict) -> CardCounts:
     """The second pass, a discipline at a time: each split's records go to its JSONL file as byte ranges of
     the source file and to its Parquet file from the discipline's facts (a row group per BATCH_ROWS
     records); then the same Parquet files and a card go into the folder `datasets` loads.
@@ -263,7 +263,7 @@ def write_exports(source: Composition, found: Survey, facts: dict, settings: dic
     `out` maps train, test, train_parquet, test_parquet, hf_train, hf_test, hf_card to paths; the card's
     `configs` name the data files as data/train.parquet and data/test.parquet beside it.
     """
-    tally = Tally()
+    tally = CardCounts()
     record_type = pa.struct(list(found.schema))
     with ExitStack() as files:
         jsonl = {split: files.enter_context(open_atomic(out[split])) for split in SPLITS}
