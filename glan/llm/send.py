@@ -5,6 +5,8 @@ the first attempt not cached, take a slot of the limiter, ask the backend, give 
 and on a transient failure wait as the retry policy says and ask again; validate the reply and
 store it the moment it arrives, valid or not. A rejected reply is stored with its reason, so a
 re-run (or a resume after a crash) moves straight on to the next attempt instead of paying again.
+Where a miss goes is its transport: `Online` (limiter, backend, retry, store) or `Batched` (a batch of
+batch mode, glan.llm.batch), each with one method, `answer`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import asyncio
 import logging
 import time
 from pathlib import Path
+from typing import Protocol
 
 from glan.llm.backends import Backend, connection, make_backend
 from glan.llm.batch import Batcher
 from glan.llm.cache import Entry, ReplyCache, StoreFailed, open_cache, say_resent
 from glan.llm.limits import Slots, job_share
 from glan.llm.lookup import Outcome, lookup
-from glan.llm.meter import Meter, OverBudget, Tally
+from glan.llm.meter import JobCounts, Meter, OverBudget, Tally
 from glan.llm.request import Reply, Request, canonical_json
 from glan.llm.retry import EndpointError, RetryPolicy, TransientError
 from glan.llm.validate import reply_error
@@ -31,6 +34,72 @@ LOOKUP_BATCH = 64
 def estimated_tokens(request: Request) -> int:
     """For per-minute token budgets: about four characters a token, plus the whole reply allowance."""
     return request.prompt_tokens + request.params.get("max_tokens", 0)
+
+
+class Online:
+    """A miss asked at once: a slot of the limiter, the backend, retried on a transient failure as the policy
+    says; the reply validated and stored the moment it arrives, valid or not."""
+
+    via = "online"
+
+    def __init__(self, backend: Backend, cache: ReplyCache, limiter: Slots, retry: RetryPolicy, job: JobCounts, log):
+        self.backend, self.cache, self.limiter = backend, cache, limiter
+        self.retry, self.job, self.log = retry, job, log
+
+    async def answer(self, request: Request, key: str) -> Entry:
+        reply = await self._ask(request)
+        entry = Entry(reply=reply, error=reply_error(request, reply))
+        try:
+            return self.cache.put(key, entry)  # what the cache holds: another job may have stored this key first
+        except StoreFailed:
+            return entry  # spilled if it could be; no further request goes out (`_ask`)
+
+    async def _ask(self, request: Request) -> Reply:
+        started = time.monotonic()
+        tokens = estimated_tokens(request)
+        attempt = 0
+        while True:
+            await self.limiter.acquire(tokens)
+            if self.cache.stopped is not None:  # a reply could not be stored: send nothing more
+                self.limiter.release()
+                raise self.cache.stopped
+            try:
+                reply = await self.backend.complete(request)
+            except TransientError as error:
+                self.limiter.release(error.rate_limited, error.retry_after)
+                wait = self.retry.wait(attempt, error, time.monotonic() - started)
+                self.job.add(request.model, retries=1)
+                self.log.info("retrying after %s", error)
+                await asyncio.sleep(wait)
+                attempt += 1
+            except BaseException:
+                self.limiter.release()
+                raise
+            else:
+                self.limiter.release()
+                return reply
+
+
+class Batched:
+    """A miss waits for a batch (batch mode's Batcher), which asks it again until answered or out of attempts."""
+
+    via = "batch"
+
+    def __init__(self, batcher: Batcher, log):
+        self.batcher, self.log = batcher, log
+
+    async def answer(self, request: Request, key: str) -> Entry:
+        entry = await self.batcher.answer(request, key, self.log)
+        assert entry is not None  # resubmitted until answered: a line out of attempts raises
+        return entry
+
+
+class Transport(Protocol):
+    """Where a miss goes, and the price it is metered at (`via`)."""
+
+    via: str
+
+    async def answer(self, request: Request, key: str) -> Entry: ...
 
 
 async def send_all(
@@ -46,9 +115,9 @@ async def send_all(
     stage: str = "",
     open_batches: Batcher | None = None,
 ) -> tuple[list[Outcome], Tally]:
-    """Online, each miss is asked at once under the limiter; in batch mode (`batcher`) it waits for a
-    batch. Either way what comes back is the entry the cache now holds for the attempt. Online, a miss
-    in a batch still open (`open_batches`: one an interrupted batch build left) waits for that batch,
+    """Online (`Online`), each miss is asked at once under the limiter; in batch mode (`batcher`: `Batched`) it
+    waits for a batch. Either way what comes back is the entry the cache now holds for the attempt. Online, a
+    miss in a batch still open (`open_batches`: one an interrupted batch build left) waits for that batch,
     and is sent only if the batch did not answer it: nothing is paid twice when the mode changes.
 
     Every step is counted once, for the job (the tally returned) and on the process's `meter` under
@@ -58,49 +127,18 @@ async def send_all(
     StoreFailed is raised; the replies in flight are kept in the cache's spill file."""
     meter = meter or Meter()
     job = meter.job_started(stage, requests)
+    online = Online(backend, cache, limiter, retry, job, log)
+    transport: Transport = online if batcher is None else Batched(batcher, log)
     refusals: list[OverBudget | StoreFailed] = []
     resent: list[str] = []  # keys whose stored entry could not be read
 
-    async def ask(request: Request) -> Reply:
-        started = time.monotonic()
-        tokens = estimated_tokens(request)
-        attempt = 0
-        while True:
-            await limiter.acquire(tokens)
-            if cache.stopped is not None:  # a reply could not be stored: send nothing more
-                limiter.release()
-                raise cache.stopped
-            try:
-                reply = await backend.complete(request)
-            except TransientError as error:
-                limiter.release(error.rate_limited, error.retry_after)
-                wait = retry.wait(attempt, error, time.monotonic() - started)
-                job.add(request.model, retries=1)
-                log.info("retrying after %s", error)
-                await asyncio.sleep(wait)
-                attempt += 1
-            except BaseException:
-                limiter.release()
-                raise
-            else:
-                limiter.release()
-                return reply
-
-    async def online(request: Request, key: str) -> Entry:
-        reply = await ask(request)
-        entry = Entry(reply=reply, error=reply_error(request, reply))
-        try:
-            return cache.put(key, entry)  # what the cache holds: another job may have stored this key first
-        except StoreFailed:
-            return entry  # spilled if it could be; no further request goes out (`ask`)
-
     async def answer(request: Request, key: str) -> Entry:
-        waits = batcher or (open_batches if open_batches is not None and open_batches.holds(key) else None)
-        reservation = await meter.admit(job, request, "online" if waits is None else "batch")
+        left_open = open_batches if open_batches is not None and open_batches.holds(key) else None
+        reservation = await meter.admit(job, request, transport.via if left_open is None else "batch")
         try:
-            entry = None if waits is None else await waits.answer(request, key, log, resubmit=batcher is not None)
+            entry = None if left_open is None else await left_open.answer(request, key, log, resubmit=False)
             if entry is None:
-                entry = await online(request, key)
+                entry = await transport.answer(request, key)
         except BaseException:
             meter.settle(job, request, reservation, None)
             raise
