@@ -5,6 +5,7 @@ loopback server; the server counts what a provider would bill."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import orjson
 from fake_llm import FakeLLM
-from helpers import DEFAULTS
+from helpers import DEFAULTS, ROOT
 
+from glan.cli import main
+from glan.cli.batch import NO_ENDPOINT
 from glan.llm.backends.openai_compat import chat_body
 from glan.llm.batch import input_line
 from glan.llm.journals import BYTES_PER_TOKEN
@@ -102,3 +105,10 @@ def test_the_enqueued_token_limit_counts_the_batches_another_process_sees_throug
         assert len(batches) == 2
         assert batches[1].created >= batches[0].at(1.0), "the second process's file went out while the first filled"
         assert server.lines_billed == 8
+
+
+def test_batch_status_of_a_config_without_an_openai_stage_says_so_and_what_to_pass(tmp_path, capsys):
+    shutil.copytree(ROOT / "config", tmp_path / "config")
+    assert main(["batch", "status", "-d", str(tmp_path)]) == 0  # the default config: the embedded model
+    assert capsys.readouterr().out.strip() == NO_ENDPOINT
+    assert main(["batch", "cancel", "--all", "-d", str(tmp_path)]) == 1

@@ -212,12 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     from glan.config import ConfigError
     from glan.curate.review import ReviewError
     from glan.llm.cache import CacheLayoutError
+    from glan.llm.retry import EndpointError
     from glan.prompts import PromptError
     from glan.taxonomy import TaxonomyError
 
     try:
         return args.run(args)
-    except (ConfigError, TaxonomyError, PromptError, ReviewError, CacheLayoutError, WorkflowError, OSError) as error:
+    except (
+        ConfigError,
+        TaxonomyError,
+        PromptError,
+        ReviewError,
+        CacheLayoutError,
+        EndpointError,
+        WorkflowError,
+        OSError,
+    ) as error:
         print(f"glan {args.command}: {error}", file=sys.stderr)
         return 1
 

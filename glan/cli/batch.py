@@ -48,6 +48,10 @@ from glan.stages import STAGES, active
 from .plan import Missing, Walk, walk
 
 REASON_CHARS = 200  # of an error body quoted in a line's reason
+NO_ENDPOINT = (
+    "No stage of this config sends to an OpenAI-compatible endpoint (llm.backend openai): it has no batches to "
+    "show; pass the --configfile overlays of the batch build"
+)
 
 
 @dataclass
@@ -268,7 +272,7 @@ async def endpoint_batchers(directory: str | Path, configfiles: list[str]) -> As
     prepare_cache(cache_dir, config["cache_layout"])
     with open_cache(cache_dir) as cache:
         batchers = [
-            Batcher(backend.client, cache, cache_dir, llm, identity) for identity, (backend, llm) in backends.items()
+            Batcher(backend.batch_api, cache, cache_dir, llm, identity) for identity, (backend, llm) in backends.items()
         ]
         try:
             yield batchers
@@ -315,6 +319,8 @@ def describe(batch: OpenBatch, prices: dict) -> str:
 def status(directory: str | Path, configfiles: list[str]) -> list[str]:
     async def ask() -> list[str]:
         async with endpoint_batchers(directory, configfiles) as batchers:
+            if not batchers:
+                return [NO_ENDPOINT]
             journals = owned_journals(batchers)
             found = [await batcher.status(journal) for batcher, journal in journals]
         prices = load_config(directory, configfiles)["prices"]
@@ -334,6 +340,8 @@ def cancel(directory: str | Path, configfiles: list[str], names: list[str], ever
     async def run() -> tuple[list[str], int]:
         lines, status = [], 0
         async with endpoint_batchers(directory, configfiles) as batchers:
+            if not batchers:
+                return [NO_ENDPOINT], 1
             journals = owned_journals(batchers)
             known = {name for _, j in journals for name in (j.batch_id, j.name) if name}
             for name in sorted(set(names) - known):
