@@ -33,14 +33,13 @@ once, the first.) They are what `glan batch export` writes and `glan batch impor
 
 from __future__ import annotations
 
-import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from glan.cli.changes import changes, removed_nodes
 from glan.config import load_config, stage_llm, stage_settings
-from glan.llm.backends import make_backend
+from glan.llm.backends import identity
 from glan.llm.cache import Entry, ReplyReader, open_cache
 from glan.llm.journals import open_journals
 from glan.llm.lookup import Outcome, lookup
@@ -54,20 +53,6 @@ from glan.taxonomy import leaves, load_taxonomy, select
 
 REPLY_SHARE = 0.5  # of max_tokens, for replies of a stage the cache has never seen
 SAMPLE = 20_000  # requests of a stage its cached share is measured on (a plan may hold 10 million)
-
-
-def backend_identity(llm: dict) -> str:
-    """The identity that goes into cache keys, found without loading a model or sending anything."""
-    if llm["backend"] == "local":
-        from glan.llm.backends.local.model_file import model_sha256
-
-        path = Path(llm["local"]["model_path"])
-        # No model file yet: nothing of it can be in the cache, and a plan must not write 250 MB to find out.
-        return "local:sha256:" + model_sha256(path) if path.exists() else "local:model-not-assembled-yet"
-    backend = make_backend(llm)
-    identity = backend.identity
-    asyncio.run(backend.aclose())
-    return identity
 
 
 class CacheView:
@@ -196,7 +181,7 @@ class Planner:
         self.stages = active(config)  # GLAN's four, and the judge where it is on
         # refused as a build refuses them, before any node is planned
         self.templates = {name: checked_template(stage, self.dir / "prompts") for name, stage in self.stages.items()}
-        self.identities = {stage: backend_identity(stage_llm(config, stage)) for stage in self.stages}
+        self.identities = {stage: identity(stage_llm(config, stage)) for stage in self.stages}
         self.cache = CacheView(self.dir / config["cache_dir"], reader)
         self.seen_reply_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}
         self.seen_prompt_tokens: dict[str, list[int]] = {stage: [] for stage in self.stages}

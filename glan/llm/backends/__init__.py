@@ -39,6 +39,17 @@ def connection(settings: dict) -> dict:
     return {k: settings[k] for k in CONNECTION_SETTINGS if k in settings}
 
 
+def identity(settings: dict) -> str:
+    """The identity a backend of these settings has, found without loading a model or connecting (`glan plan`)."""
+    if settings["backend"] == "local":
+        from glan.llm.backends.local.model_file import identity as model_identity
+
+        return model_identity(settings["local"]["model_path"])
+    from glan.llm.backends.openai_compat import identity as endpoint_identity
+
+    return endpoint_identity(settings)
+
+
 def make_backend(settings: dict) -> Backend:
     name = settings["backend"]
     if name not in BACKENDS:

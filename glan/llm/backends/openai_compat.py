@@ -102,11 +102,20 @@ def reply_of(completion: dict) -> Reply | None:
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
+def base_url() -> str:
+    return (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+def identity(settings: dict) -> str:
+    """The endpoint's identity in cache keys: `llm.endpoint`, or unset, the base URL (never the key)."""
+    return settings.get("endpoint") or f"openai:{base_url()}"
+
+
 class OpenAIBackend:
     def __init__(self, settings: dict):
         self.timeout = settings["timeout"]
-        self.base_url = (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self.identity = settings.get("endpoint") or f"openai:{self.base_url}"  # optional: unset means the base URL
+        self.base_url = base_url()
+        self.identity = identity(settings)
         self._client: openai.AsyncOpenAI | None = None
 
     @property

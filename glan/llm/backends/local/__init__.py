@@ -31,7 +31,7 @@ import asyncio
 import json
 
 from glan.llm.backends.local.errors import LocalBackendError
-from glan.llm.backends.local.model_file import ensure_model, model_sha256
+from glan.llm.backends.local.model_file import ensure_model, identity
 from glan.llm.backends.local.outline import Outline, Unsupported
 from glan.llm.backends.local.prompt import FREE_TEXT_GRAMMAR, FREE_TEXT_STOPS, document, paragraph_end
 from glan.llm.backends.local.runner import compile_grammar, import_llama_cpp, json_grammar, load_model, paragraph_stop
@@ -53,7 +53,7 @@ class LocalBackend:
         import_llama_cpp()  # first: without it, a model file is no use
         self.options = settings["local"]
         self.path = ensure_model(self.options["model_path"])
-        self.identity = "local:sha256:" + model_sha256(self.path)
+        self.identity = identity(self.path)
         self.batch_api = None  # a model on this machine answers at once: there is nothing to batch
         self.model, self.lock = load_model(self.path, self.options)
         self.name = self.path.name.removesuffix(".gguf")

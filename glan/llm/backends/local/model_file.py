@@ -51,6 +51,12 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def identity(path: str | os.PathLike) -> str:
+    """The embedded model's identity in cache keys: its file's sha256. No file yet: nothing of it can be in the
+    cache (a plan must not write 250 MB to find out)."""
+    return "local:sha256:" + model_sha256(path) if Path(path).exists() else "local:model-not-assembled-yet"
+
+
 def model_sha256(path: str | os.PathLike) -> str:
     """The file's sha256, from the sidecar `<path>.sha256` while the file's size and mtime still match it."""
     path = Path(path)
