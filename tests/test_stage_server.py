@@ -32,7 +32,7 @@ def stage_server_for(llm: FakeLLM, monkeypatch, progress: Path):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     stage_server.start_for_run(
         {
-            "capacity": 1,
+            "concurrency": 1,
             "senders": 1,
             "rate_limits": {},
             "prices": {},

@@ -36,7 +36,7 @@ GONE = 1 << 62  # the open jobs of a sender that has died: it is never the one w
 def serve_from_processes(settings: dict, listener: socket.socket) -> None:
     """Start settings["senders"] sender processes sharing the cap, and dispatch jobs to them until stdin closes."""
     limiter = SharedLimiter(
-        settings["senders"], settings["capacity"], **{k: v for k, v in settings["rate_limits"].items() if v}
+        settings["senders"], settings["concurrency"], **{k: v for k, v in settings["rate_limits"].items() if v}
     )
     meter = SharedMeter(settings["prices"], Budget(settings["budget"]))
     channels = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(settings["senders"])]

@@ -45,7 +45,7 @@ def settings_of(config: dict) -> dict:
     """What the server holds for the whole run: the cap, the per-minute budgets, the money budget, the prices
     it meters spend with, and where and how often it reports progress."""
     return {
-        "capacity": config["llm"]["concurrency"],
+        "concurrency": config["llm"]["concurrency"],
         "senders": config["llm"]["senders"],
         "rate_limits": config["llm"]["rate_limits"],
         "prices": config["prices"],
@@ -83,7 +83,7 @@ def start_for_run(settings: dict) -> str:
 
 async def serve(settings: dict, listener: socket.socket, until: asyncio.Future) -> None:
     """Serve jobs on `listener` until `until` is done, with the progress line every settings["interval"] s."""
-    limiter = Limiter(settings["capacity"], **{k: v for k, v in settings["rate_limits"].items() if v})
+    limiter = Limiter(settings["concurrency"], **{k: v for k, v in settings["rate_limits"].items() if v})
     sender = Sender(limiter, Meter(settings["prices"], Budget(settings["budget"])))
     progress = Path(settings["progress_dir"])
     async with sending(sender, settings["interval"], progress / SERVER_PART, until, to_stderr, progress) as jobs:
