@@ -43,6 +43,7 @@ from glan.llm.batch import Batcher, Busy, FileLimits, OpenBatch, input_line, sto
 from glan.llm.cache import Entry, open_cache, prepare_cache
 from glan.llm.journals import Journal
 from glan.llm.prices import price_of
+from glan.llm.settings import SendSettings
 from glan.stages import STAGES, active
 
 from .plan import Missing, Walk, walk
@@ -272,7 +273,8 @@ async def endpoint_batchers(directory: str | Path, configfiles: list[str]) -> As
     prepare_cache(cache_dir, config["cache_layout"])
     with open_cache(cache_dir) as cache:
         batchers = [
-            Batcher(backend.batch_api, cache, cache_dir, llm, identity) for identity, (backend, llm) in backends.items()
+            Batcher(backend.batch_api, cache, cache_dir, SendSettings.of(llm), identity)
+            for identity, (backend, llm) in backends.items()
         ]
         try:
             yield batchers

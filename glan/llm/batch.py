@@ -77,7 +77,8 @@ from glan.llm.backends.openai_compat import (
 from glan.llm.cache import Entry, ReplyCache
 from glan.llm.journals import BYTES_PER_TOKEN, Journal, Journals, held
 from glan.llm.request import Request
-from glan.llm.retry import EndpointError, RetryPolicy, TransientError
+from glan.llm.retry import EndpointError, TransientError
+from glan.llm.settings import SendSettings
 from glan.llm.validate import reply_error
 
 ENDPOINT = "/v1/chat/completions"
@@ -192,16 +193,16 @@ class Busy(EndpointError):
 
 
 class Batcher:
-    def __init__(self, client, cache: ReplyCache, cache_dir: str | Path, settings: dict, endpoint: str = ""):
+    def __init__(self, client, cache: ReplyCache, cache_dir: str | Path, settings: SendSettings, endpoint: str = ""):
         self.client = client
         self.endpoint = endpoint
         self.cache = cache
         self.folder = Path(cache_dir) / "batches"
         self.journals = Journals(self.folder)
-        self.batch = settings["batch"]
+        self.batch = settings.batch
         self.limits = FileLimits.of(self.batch)
-        self.max_attempts = settings["max_attempts"]
-        self.retry = RetryPolicy.from_settings(settings)
+        self.max_attempts = settings.max_attempts
+        self.retry = settings.retry
         self.waiting: dict[str, list[Waiter]] = {}
         self.queue: dict[str, dict[str, bytes]] = {}  # model -> the next file's lines, by key
         self.failures: dict[str, int] = {}

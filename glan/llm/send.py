@@ -25,6 +25,7 @@ from glan.llm.lookup import Outcome, lookup
 from glan.llm.meter import JobCounts, Meter, OverBudget, Tally
 from glan.llm.request import Reply, Request, canonical_json
 from glan.llm.retry import EndpointError, RetryPolicy, TransientError
+from glan.llm.settings import SendSettings
 from glan.llm.validate import reply_error
 
 LOG = logging.getLogger("glan")
@@ -205,10 +206,11 @@ class Sender:
         self._caches: dict[str, ReplyCache] = {}
         self._batchers: dict[tuple[str, str], Batcher] = {}
 
-    def backend(self, settings: dict) -> Backend:
-        key = canonical_json(connection(settings))
+    def backend(self, settings: dict | SendSettings) -> Backend:
+        made_from = settings.connection if isinstance(settings, SendSettings) else connection(settings)
+        key = canonical_json(made_from)
         if key not in self._backends:
-            self._backends[key] = make_backend(connection(settings))
+            self._backends[key] = make_backend(made_from)
         return self._backends[key]
 
     def cache(self, directory: str) -> ReplyCache:
@@ -216,12 +218,12 @@ class Sender:
             self._caches[directory] = open_cache(directory)
         return self._caches[directory]
 
-    def batcher(self, backend: Backend, settings: dict, cache_dir: str) -> Batcher:
+    def batcher(self, backend: Backend, settings: SendSettings, cache_dir: str) -> Batcher:
         """One per endpoint and cache: every job of the process gathers into the same batches."""
         client = backend.batch_api
         if client is None:
             raise EndpointError(
-                f"llm.mode batch needs an OpenAI-compatible endpoint (llm.backend openai), not {settings['backend']}"
+                f"llm.mode batch needs an OpenAI-compatible endpoint (llm.backend openai), not {settings.backend}"
             )
         key = (backend.identity, cache_dir)
         if key not in self._batchers:
@@ -231,18 +233,19 @@ class Sender:
     async def send(
         self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG, stage: str = ""
     ) -> tuple[list[Outcome], Tally]:
-        backend = self.backend(settings)
-        batch = settings["mode"] == "batch"
+        typed = SendSettings.of(settings)
+        backend = self.backend(typed)
+        batch = typed.mode == "batch"
         batches = Path(cache_dir) / "batches"  # online: a batch left open there is waited for
         waits = batch or (batches.is_dir() and backend.batch_api is not None)
-        batcher = self.batcher(backend, settings, cache_dir) if waits else None
+        batcher = self.batcher(backend, typed, cache_dir) if waits else None
         return await send_all(
             requests,
             backend,
             self.cache(cache_dir),
             self.limiter,
-            max_attempts=settings["max_attempts"],
-            retry=RetryPolicy.from_settings(settings),
+            max_attempts=typed.max_attempts,
+            retry=typed.retry,
             log=log,
             batcher=batcher if batch else None,
             meter=self.meter,
