@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import os
 
 import pytest
 from fake_llm import FakeLLM
-from helpers import Workflow
+from helpers import Build, Workflow, shared_build
 
 
 @pytest.fixture
@@ -16,8 +17,21 @@ def llm_server():
 
 
 @pytest.fixture
-def workflow(tmp_path, llm_server) -> Workflow:
-    return Workflow(tmp_path, llm_server)
+def workflow(request, tmp_path, llm_server) -> Workflow:
+    """A copy of the workflow against `llm_server`. In a test marked `built`, as it is after its first
+    `workflow.run()` (a copy of `first_build`, against a server that has received nothing yet), without
+    paying for that build again."""
+    if request.node.get_closest_marker("built") is None:
+        return Workflow(tmp_path, llm_server)
+    return Workflow(tmp_path, llm_server, built=request.getfixturevalue("first_build").dir)
+
+
+@pytest.fixture(scope="session")
+def first_build(tmp_path_factory) -> Build:
+    """The default build (THREE_DISCIPLINES at the tiny scale), made once per test run: under pytest-xdist,
+    once for all workers, in the folder their own temp folders share."""
+    root = tmp_path_factory.getbasetemp()
+    return shared_build(root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root, "first-build")
 
 
 RUNS_SNAKEMAKE = ("Workflow(", '"snakemake"', "real_workflow(")

@@ -4,12 +4,14 @@ and what a build of it at the tiny scale sends."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -102,10 +104,14 @@ def changed_files(before: dict, after: dict) -> set[str]:
 class Workflow:
     """A copy of the workflow in a temp dir, run with `snakemake` as a subprocess against a server."""
 
-    def __init__(self, directory: Path, server: FakeLLM):
+    def __init__(self, directory: Path, server: FakeLLM, built: Path | None = None):
+        """`built`: start from a copy of that built workflow (its files, their mtimes, its cache and Snakemake's
+        records), as if it had been built here; else from the bare workflow on THREE_DISCIPLINES."""
         self.dir = directory
         self.server = server
-        for part in WORKFLOW_PARTS:
+        if built is not None:
+            shutil.copytree(built, directory, symlinks=True, dirs_exist_ok=True)
+        for part in WORKFLOW_PARTS if built is None else ():
             source = ROOT / part
             (shutil.copytree if source.is_dir() else shutil.copy2)(source, directory / part)
         # A fixed endpoint identity, so that runs against different servers share cache keys.
@@ -114,7 +120,8 @@ class Workflow:
             "select": [],
             "llm": {"backend": "openai", "model": "fake-model", "endpoint": "fake", "preflight": False},
         }
-        self.write_taxonomy(THREE_DISCIPLINES)
+        if built is None:
+            self.write_taxonomy(THREE_DISCIPLINES)
 
     def write_taxonomy(self, document: dict) -> None:
         (self.dir / "taxonomy.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
@@ -159,6 +166,32 @@ class Workflow:
             for p in sorted(self.path(folder).rglob("*"))
             if p.is_file()
         }
+
+
+@dataclass(frozen=True)
+class Build:
+    """A finished build of a Workflow, kept as a template to copy (`Workflow(..., built=build.dir)`), never run in."""
+
+    dir: Path
+    requests: list[dict]  # the bodies its server received
+
+    def dataset(self) -> bytes:
+        return (self.dir / "results/dataset.jsonl").read_bytes()
+
+
+def shared_build(root: Path, name: str) -> Build:
+    """The first build of a default Workflow against a default FakeLLM, made under `root` once by whichever
+    process asks first (a file lock: pytest-xdist's workers share `root`) and read by every later one."""
+    folder, sent = root / name, root / f"{name}.requests.json"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not sent.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            with FakeLLM() as server:
+                Workflow(folder, server).run()
+                sent.write_bytes(orjson.dumps(server.requests))
+    return Build(folder, orjson.loads(sent.read_bytes()))
 
 
 @contextlib.contextmanager

@@ -50,8 +50,8 @@ def test_a_put_over_an_unreadable_entry_replaces_it_in_either_layout(tmp_path, l
         assert cache.get(other) is not None
 
 
+@pytest.mark.built
 def test_a_rebuild_sends_a_damaged_entry_once_says_so_and_the_next_sends_nothing(workflow):
-    workflow.run()
     key = cut_one_row_short(workflow.path("cache"))
     report = workflow.glan("cache", "verify")
     assert report.returncode == 1 and "cache/cache.db: 65 entries readable, 1 damaged" in report.stdout

@@ -128,10 +128,10 @@ def cut_mid_line(data: bytes) -> bytes:
     ],
     ids=["questions-cut-at-a-line-boundary", "questions-cut-mid-line", "answers-cut-at-a-line-boundary"],
 )
+@pytest.mark.built
 def test_a_build_stops_on_the_edited_artifact_and_the_command_it_prints_rebuilds_it_from_the_cache(
     workflow, artifact, cut, readers
 ):
-    workflow.run()
     reference = workflow.dataset()
     assert len(reference.splitlines()) == FIRST_BUILD["answers"]
     path = f"{OPTICS}/{artifact}"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import shutil
 import sqlite3
 
+import pytest
+
 from glan.llm.cache import DamagedCache, Entry, open_cache, prepare_cache
 from glan.llm.request import Reply
 from glan.llm.salvage import salvage
@@ -46,8 +48,8 @@ def test_salvage_reads_every_entry_on_the_pages_left_of_a_cut_cache_db(tmp_path)
     assert len(found.entries) < 300
 
 
+@pytest.mark.built
 def test_a_cut_cache_db_is_named_in_one_line_and_the_repair_keeps_every_readable_entry(workflow):
-    workflow.run()
     database = workflow.path("cache/cache.db")
     with open_cache(workflow.path("cache")) as cache:
         before = {key: cache.get(key) for key in cache.keys()}

@@ -24,11 +24,8 @@ BATCH = {"gather_seconds": 2, "poll_seconds": 0.1}
 
 
 @pytest.fixture(scope="module")
-def online_dataset(tmp_path_factory) -> bytes:
-    with FakeLLM() as server:
-        workflow = Workflow(tmp_path_factory.mktemp("online"), server)
-        workflow.run()
-        return workflow.dataset()
+def online_dataset(first_build) -> bytes:
+    return first_build.dataset()
 
 
 def batch_workflow(directory, server: FakeLLM) -> Workflow:

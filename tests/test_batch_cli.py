@@ -28,12 +28,9 @@ RESULTS_SUMMARY = "{stored} stored, {rejected} rejected as invalid (the next exp
 
 
 @pytest.fixture(scope="module")
-def online_build(tmp_path_factory) -> tuple[bytes, list[dict]]:
+def online_build(first_build) -> tuple[bytes, list[dict]]:
     """The dataset of an online build and the bodies it sent."""
-    with FakeLLM() as server:
-        workflow = Workflow(tmp_path_factory.mktemp("online"), server)
-        workflow.run()
-        return workflow.dataset(), list(server.requests)
+    return first_build.dataset(), first_build.requests
 
 
 def glan(workflow: Workflow, *args: str, code: int = 0) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 
 import orjson
+import pytest
 from helpers import (
     API_KEY,
     DISCIPLINES,
@@ -41,8 +42,8 @@ def test_first_build_sends_each_request_once_and_a_second_run_does_nothing(workf
     assert workflow.snapshot("results") == before
 
 
+@pytest.mark.built
 def test_adding_a_discipline_sends_only_its_requests_and_leaves_the_other_nodes_files_alone(workflow):
-    workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
 
@@ -59,8 +60,7 @@ def test_adding_a_discipline_sends_only_its_requests_and_leaves_the_other_nodes_
 
 
 def rebuild_after_prompt_edit(workflow, stage: str, old: str, new: str) -> set[str]:
-    """Build, edit one prompt, build again; return the files the second build changed."""
-    workflow.run()
+    """In a built workflow, edit one prompt and build again; return the files the second build changed."""
     before = workflow.snapshot()
     workflow.server.reset()
     prompt = workflow.path(f"prompts/{stage}.yaml")
@@ -69,6 +69,7 @@ def rebuild_after_prompt_edit(workflow, stage: str, old: str, new: str) -> set[s
     return changed_files(before, workflow.snapshot())
 
 
+@pytest.mark.built
 def test_editing_the_answers_prompt_resends_only_answers(workflow):
     changed = rebuild_after_prompt_edit(workflow, "answers", "patient teacher", "rigorous teacher")
 
@@ -76,6 +77,7 @@ def test_editing_the_answers_prompt_resends_only_answers(workflow):
     assert changed and only_stages(changed, "answers")
 
 
+@pytest.mark.built
 def test_editing_the_questions_prompt_resends_questions_and_their_answers(workflow):
     changed = rebuild_after_prompt_edit(workflow, "questions", "homework question", "exam question")
 
@@ -83,8 +85,8 @@ def test_editing_the_questions_prompt_resends_questions_and_their_answers(workfl
     assert changed and only_stages(changed, "questions", "answers")
 
 
+@pytest.mark.built
 def test_editing_one_description_rebuilds_every_stage_of_that_node_and_nothing_else(workflow):
-    workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
 
@@ -96,8 +98,8 @@ def test_editing_one_description_rebuilds_every_stage_of_that_node_and_nothing_e
     assert changed and all(path.startswith(OPTICS) for path in changed)
 
 
+@pytest.mark.built
 def test_changing_one_stage_setting_reruns_only_that_stage_with_the_new_setting(workflow):
-    workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
 
@@ -110,8 +112,8 @@ def test_changing_one_stage_setting_reruns_only_that_stage_with_the_new_setting(
     assert {body["temperature"] for body in workflow.server.requests} == {0.2}
 
 
+@pytest.mark.built
 def test_changing_a_tuning_knob_reruns_nothing_and_sends_nothing(workflow):
-    workflow.run()
     workflow.server.reset()
     workflow.overlay["llm"]["concurrency"] = 3
     result = workflow.run()
@@ -119,8 +121,8 @@ def test_changing_a_tuning_knob_reruns_nothing_and_sends_nothing(workflow):
     assert workflow.server.count == 0
 
 
+@pytest.mark.built
 def test_a_wiped_results_folder_rebuilds_byte_identical_with_zero_requests(workflow):
-    workflow.run()
     dataset = workflow.dataset()
     shutil.rmtree(workflow.path("results"))
     workflow.server.reset()

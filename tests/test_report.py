@@ -409,9 +409,9 @@ def read_jsonl(path):
     return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
+@pytest.mark.built
 def test_a_build_decontaminates_exports_and_reports(workflow, tmp_path):
     """Build, leak one generated question into a benchmark file, rebuild: only that record goes, nothing is sent."""
-    workflow.run()
     clean = read_jsonl(workflow.path("results/clean/dataset.jsonl"))
     assert len(clean) == len(read_jsonl(workflow.path("results/dataset.jsonl"))) == 24
     loaded = datasets.load_dataset(str(workflow.path("results/export/hf")), cache_dir=str(tmp_path / "hf-cache"))

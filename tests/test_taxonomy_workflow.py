@@ -11,6 +11,7 @@ import sys
 from collections import Counter
 
 import orjson
+import pytest
 import yaml
 from helpers import (
     DISCIPLINES,
@@ -120,8 +121,8 @@ def test_the_plan_counts_what_a_fresh_build_then_sends_and_nothing_after_it(work
     assert f"valid: 2 fields, 2 sub-fields, {DISCIPLINES} disciplines" in tree
 
 
+@pytest.mark.built
 def test_an_override_rebuilds_only_its_node_and_the_plan_says_so_first(workflow):
-    workflow.run()
     before = workflow.snapshot()
     workflow.server.reset()
 
