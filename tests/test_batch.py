@@ -261,8 +261,7 @@ def test_each_model_gets_its_own_files_within_the_limits(tmp_path):
         workflow = batch_workflow(tmp_path, server)
         workflow.edit_taxonomy(lambda taxonomy: optics(taxonomy).update(stages={"answers": {"llm": {"model": "big"}}}))
         limit = FIRST_BUILD["syllabus"] - 1
-        # gather_seconds longer than a wave's job processes take to start on a loaded machine: one gathering a wave
-        workflow.overlay["llm"]["batch"] = {**BATCH, "gather_seconds": 5, "max_requests": limit}
+        workflow.overlay["llm"]["batch"] = {**BATCH, "max_requests": limit}
         workflow.run()
         assert server.count == 0
         billed_once(server)
