@@ -216,7 +216,8 @@ def test_an_online_rerun_waits_for_the_batch_left_open_instead_of_sending_its_re
 def test_status_shows_the_open_batch_and_cancel_keeps_its_completed_replies_for_an_online_rerun(
     tmp_path, online_dataset
 ):
-    with FakeLLM(batch_seconds=8) as server:
+    # Its lines are answered one by one over most of 40 s: a loaded machine still cancels it mid-way.
+    with FakeLLM(batch_seconds=40) as server:
         workflow = batch_workflow(tmp_path, server)
         workflow.overlay["prices"] = {
             "fake-model": {
@@ -232,11 +233,11 @@ def test_status_shows_the_open_batch_and_cancel_keeps_its_completed_replies_for_
         assert said.returncode == 0, said.stderr
         assert re.search(rf"^{batch_id} \(fake-model, {FIRST_BUILD['subjects']} requests\): \w+", said.stdout, re.M)
         assert "up to $" in said.stdout and "1 open batch(es)" in said.stdout
-        wait_until(lambda: server.lines_billed >= 2)
+        wait_until(lambda: server.lines_billed >= 1)
         cancelled = workflow.glan("batch", "cancel", batch_id)
         assert cancelled.returncode == 0, cancelled.stderr
         completed = server.lines_billed
-        assert 2 <= completed < FIRST_BUILD["subjects"], "the batch was not cancelled mid-way"
+        assert 1 <= completed < FIRST_BUILD["subjects"], "the batch was not cancelled mid-way"
         assert f"{batch_id}: cancelled; {completed} completed repl(ies) stored" in cancelled.stdout
         assert "No batch is open" in workflow.glan("batch", "status").stdout
         workflow.run("--unlock")
@@ -265,10 +266,13 @@ def test_each_model_gets_its_own_files_within_the_limits(tmp_path):
         workflow.run()
         assert server.count == 0
         billed_once(server)
-        # a mixed file would fail validation at the server (model_mismatch), and the build with it
+        # A mixed file would fail validation at the server (model_mismatch), and the build with it. How many
+        # files a wave takes depends on how its jobs' misses arrive (a loaded machine spreads them past one
+        # gathering): at least one per model and wave, each within the limit.
         files = sum(ceil(FIRST_BUILD[stage] / limit) for stage in ("subjects", "syllabus", "questions"))
         files += ceil(PER_DISCIPLINE["answers"] / limit) + ceil((DISCIPLINES - 1) * PER_DISCIPLINE["answers"] / limit)
-        assert len(server.batches_created) == files
+        assert len(server.batches_created) >= files
+        assert max(len(server.batch_custom_ids(batch)) for batch in server.batches_created) <= limit
 
 
 def many_disciplines(count: int) -> dict:
