@@ -23,6 +23,7 @@ from glan.llm.meter import Tally
 from glan.llm.request import Request
 from glan.llm.retry import EndpointError
 from glan.llm.send import Sender
+from glan.llm.settings import SendSettings
 
 REQUESTS = [Request(model="fake-model", messages=[{"role": "user", "content": f"question {i}"}]) for i in range(10)]
 
@@ -38,7 +39,7 @@ def send_in_batch(server: FakeLLM, tmp_path, monkeypatch, during=None, **batch) 
     """Send REQUESTS in batch mode; `during(server)` runs beside it, to change the server's knobs mid-way."""
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    settings = batch_settings(**batch)
+    settings = SendSettings.of(batch_settings(**batch))
 
     async def scenario():
         sender = Sender(job_share(settings))
@@ -163,7 +164,7 @@ def test_max_enqueued_tokens_cuts_files_to_fit_and_holds_each_until_the_model_ha
 
 def test_a_send_stopped_while_its_batch_runs_says_the_batch_is_still_open(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    settings = batch_settings()
+    settings = SendSettings.of(batch_settings())
     journals = tmp_path / "cache" / "batches"
 
     async def stopped(server: FakeLLM) -> None:
@@ -183,8 +184,9 @@ def test_a_send_stopped_while_its_batch_runs_says_the_batch_is_still_open(tmp_pa
 
 
 def test_stages_on_one_endpoint_share_one_client_whatever_their_mode_or_attempts():
-    sender = Sender(job_share(batch_settings()))
     batch = batch_settings()
+    sender = Sender(job_share(SendSettings.of(batch)))
     online = {**batch, "mode": "online", "max_attempts": 5, "slots": 3}
-    assert sender.backend(online) is sender.backend(batch)
-    assert sender.backend({**batch, "endpoint": "another"}) is not sender.backend(batch)
+    assert sender.backend(SendSettings.of(online)) is sender.backend(SendSettings.of(batch))
+    another = SendSettings.of({**batch, "endpoint": "another"})
+    assert sender.backend(another) is not sender.backend(SendSettings.of(batch))

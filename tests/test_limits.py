@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from helpers import DEFAULTS
+
 from glan.llm.limits import Limiter, job_share
+from glan.llm.settings import SendSettings
 
 
 def test_a_429_cuts_the_limit_and_successes_win_it_back():
@@ -48,9 +51,8 @@ def test_no_more_than_the_limit_are_in_flight():
 
 
 def test_a_job_gets_its_share_of_the_per_minute_budgets():
-    limiter = job_share(
-        {"concurrency": 64, "slots": 16, "rate_limits": {"requests_per_minute": 6000, "tokens_per_minute": 400000}}
-    )
+    budgets = {"requests_per_minute": 6000, "tokens_per_minute": 400000}
+    limiter = job_share(SendSettings.of({**DEFAULTS["llm"], "concurrency": 64, "slots": 16, "rate_limits": budgets}))
     assert limiter.cap == 16
     assert limiter.requests.capacity == 1500
     assert limiter.tokens.capacity == 100000

@@ -29,8 +29,9 @@ import orjson
 from glan.llm.limits import job_share
 from glan.llm.request import Request
 from glan.llm.send import Sender
+from glan.llm.settings import SendSettings
 
-settings, cache, asked = orjson.loads(sys.argv[1]), sys.argv[2], orjson.loads(sys.argv[3])
+settings, cache, asked = SendSettings.of(orjson.loads(sys.argv[1])), sys.argv[2], orjson.loads(sys.argv[3])
 
 async def main():
     sender = Sender(job_share(settings))

@@ -7,7 +7,7 @@ refuses a file that mixes models). A file goes out when it holds
 Each line is `custom_id` = the request's cache key and `body` = exactly the body the online path
 sends (glan.llm.backends.openai_compat.chat_body), so a reply is stored under the same key however
 it came, and switching mode re-sends nothing that is cached. Online, a key in a batch still open (an
-interrupted batch build's) is waited for (`holds`, `answer(resubmit=False)`): its reply is stored from
+interrupted batch build's) is waited for (`holds`, `answer_if_open`): its reply is stored from
 the batch, and only a line the batch did not answer goes back to be sent online.
 
 Nothing is paid twice. A journal under the cache directory (`<cache_dir>/batches/<sha256>.json`,
@@ -219,12 +219,23 @@ class Batcher:
         self._load()
         return key in self.open
 
-    async def answer(self, request: Request, key: str, log: logging.Logger, resubmit: bool = True) -> Entry | None:
-        """The stored entry for this attempt, once a batch has answered it. Without `resubmit` (online) only an
-        open batch is waited for: None when it did not answer the key, which the caller then sends itself."""
+    async def answer(self, request: Request, key: str, log: logging.Logger) -> Entry:
+        """Batch mode: the stored entry for this attempt, once a batch has answered it. A line a batch did not
+        answer goes into a later one, until answered or out of attempts (EndpointError)."""
+        entry = await self._wait(request, key, log, resubmit=True)
+        assert entry is not None  # resubmitted until answered
+        return entry
+
+    async def answer_if_open(self, request: Request, key: str, log: logging.Logger) -> Entry | None:
+        """Online: the entry an open batch (an interrupted batch build's) stored for this attempt, once it has;
+        None when no batch answered the key, which the caller then sends itself."""
         self._load()
-        if not resubmit and key not in self.open:  # its batch closed meanwhile
+        if key not in self.open:  # its batch closed meanwhile
             return self.cache.get(key)
+        return await self._wait(request, key, log, resubmit=False)
+
+    async def _wait(self, request: Request, key: str, log: logging.Logger, resubmit: bool) -> Entry | None:
+        self._load()
         waiter = Waiter(asyncio.get_running_loop().create_future(), log, request, resubmit)
         self.waiting.setdefault(key, []).append(waiter)
         if key in self.open:

@@ -12,6 +12,8 @@ import collections
 import time
 from typing import Protocol
 
+from glan.llm.settings import SendSettings
+
 
 class TokenBucket:
     """A per-minute budget refilled continuously; `take` waits until the amount fits."""
@@ -129,12 +131,12 @@ class Limiter:
         self._hand_over()
 
 
-def job_share(settings: dict) -> Limiter:
+def job_share(settings: SendSettings) -> Limiter:
     """The limiter of a job sending on its own (on a cluster): its granted `llm_slots` of the cap, and
     that share of the per-minute budgets."""
-    cap = settings["concurrency"]
+    cap = settings.concurrency
     # the job's llm_slots (0 for a job the unreachable stage server would have run: it sends alone,
     # one at a time); a send outside a stage job takes the whole cap
-    slots = max(1, settings.get("slots", cap))
-    budgets = {k: v * slots / cap for k, v in settings["rate_limits"].items() if v}
+    slots = max(1, cap if settings.slots is None else settings.slots)
+    budgets = {k: v * slots / cap for k, v in settings.rate_limits.items() if v}
     return Limiter(slots, **budgets)

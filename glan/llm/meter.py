@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 
 from glan.config import stage_llm
 from glan.llm.cache import Entry
+from glan.llm.lookup import Outcome
 from glan.llm.prices import cached_tokens, price_of
 from glan.llm.request import Request
 
@@ -84,6 +85,12 @@ class JobCounts:
         for tally in (self.tally, self.meter.tally(self.stage, model)):
             for name, amount in events.items():
                 setattr(tally, name, getattr(tally, name) + amount)
+
+    def resolved(self, outcome: Outcome, cached: bool, rejected: int) -> Outcome:
+        """A request is done: `cached` when the cache answered it with nothing sent; `rejected` counts the
+        invalid replies on its way, those the cache held as on the build that paid for them."""
+        self.add(outcome.request.model, done=1, cached=int(cached), failed=int(not outcome.valid), rejected=rejected)
+        return outcome
 
 
 @dataclass
@@ -170,6 +177,18 @@ class Meter:
             return tally.cost / answered
         usage = {"prompt_tokens": request.prompt_tokens, "completion_tokens": request.params.get("max_tokens", 0)}
         return price_of(request.model, usage, self.prices, via) or 0.0
+
+    async def metered(self, job: JobCounts, request: Request, via: str, ask: Callable[[], Awaitable[Entry]]) -> Entry:
+        """`ask` for the request's entry within the budget: admitted (or refused with OverBudget) before it
+        goes, and settled when it is back, stored or not."""
+        reservation = await self.admit(job, request, via)
+        try:
+            entry = await ask()
+        except BaseException:
+            self.settle(job, request, reservation, None)
+            raise
+        self.settle(job, request, reservation, entry)
+        return entry
 
     async def admit(self, job: JobCounts, request: Request, via: str) -> float:
         """Reserve the request's expected cost, or raise OverBudget. Returns the reservation.

@@ -60,6 +60,11 @@ class Request:
         return sum(len(m["content"]) for m in self.messages) // CHARS_PER_TOKEN
 
     @property
+    def most_tokens(self) -> int:
+        """The most it can take: its prompt and the whole reply allowance (per-minute budgets, expected cost)."""
+        return self.prompt_tokens + self.params.get("max_tokens", 0)
+
+    @property
     def seed(self) -> int:
         """The seed sent to the backend, distinct per sample and attempt so a re-ask can differ."""
         base = self.params.get("seed", 0)

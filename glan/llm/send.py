@@ -5,8 +5,9 @@ the first attempt not cached, take a slot of the limiter, ask the backend, give 
 and on a transient failure wait as the retry policy says and ask again; validate the reply and
 store it the moment it arrives, valid or not. A rejected reply is stored with its reason, so a
 re-run (or a resume after a crash) moves straight on to the next attempt instead of paying again.
-Where a miss goes is its transport: `Online` (limiter, backend, retry, store) or `Batched` (a batch of
-batch mode, glan.llm.batch), each with one method, `answer`.
+Where a miss goes is its transport: `Online` (limiter, backend, retry, store), `Batched` (a batch of
+batch mode, glan.llm.batch) or, online where an interrupted batch build left batches open,
+`LeftOpenFirst`; each answers a request (`answer`) and says the price it is metered at (`via`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-from glan.llm.backends import Backend, connection, make_backend
+from glan.llm.backends import Backend, make_backend
 from glan.llm.batch import Batcher
 from glan.llm.cache import Entry, ReplyCache, StoreFailed, open_cache, say_resent
 from glan.llm.limits import Slots, job_share
@@ -32,20 +34,16 @@ LOG = logging.getLogger("glan")
 LOOKUP_BATCH = 64
 
 
-def estimated_tokens(request: Request) -> int:
-    """For per-minute token budgets: about four characters a token, plus the whole reply allowance."""
-    return request.prompt_tokens + request.params.get("max_tokens", 0)
-
-
 class Online:
     """A miss asked at once: a slot of the limiter, the backend, retried on a transient failure as the policy
     says; the reply validated and stored the moment it arrives, valid or not."""
 
-    via = "online"
-
     def __init__(self, backend: Backend, cache: ReplyCache, limiter: Slots, retry: RetryPolicy, job: JobCounts, log):
         self.backend, self.cache, self.limiter = backend, cache, limiter
         self.retry, self.job, self.log = retry, job, log
+
+    def via(self, key: str) -> str:
+        return "online"
 
     async def answer(self, request: Request, key: str) -> Entry:
         reply = await self._ask(request)
@@ -57,7 +55,7 @@ class Online:
 
     async def _ask(self, request: Request) -> Reply:
         started = time.monotonic()
-        tokens = estimated_tokens(request)
+        tokens = request.most_tokens
         attempt = 0
         while True:
             await self.limiter.acquire(tokens)
@@ -84,21 +82,35 @@ class Online:
 class Batched:
     """A miss waits for a batch (batch mode's Batcher), which asks it again until answered or out of attempts."""
 
-    via = "batch"
-
     def __init__(self, batcher: Batcher, log):
         self.batcher, self.log = batcher, log
 
+    def via(self, key: str) -> str:
+        return "batch"
+
     async def answer(self, request: Request, key: str) -> Entry:
-        entry = await self.batcher.answer(request, key, self.log)
-        assert entry is not None  # resubmitted until answered: a line out of attempts raises
-        return entry
+        return await self.batcher.answer(request, key, self.log)
+
+
+class LeftOpenFirst:
+    """Online, where an interrupted batch build left batches open: a miss in one waits for that batch, and
+    is asked online only if the batch did not answer it. Nothing is paid twice when the mode changes."""
+
+    def __init__(self, batcher: Batcher, online: Online, log):
+        self.batcher, self.online, self.log = batcher, online, log
+
+    def via(self, key: str) -> str:
+        return "batch" if self.batcher.holds(key) else "online"
+
+    async def answer(self, request: Request, key: str) -> Entry:
+        entry = await self.batcher.answer_if_open(request, key, self.log)
+        return await self.online.answer(request, key) if entry is None else entry
 
 
 class Transport(Protocol):
     """Where a miss goes, and the price it is metered at (`via`)."""
 
-    via: str
+    def via(self, key: str) -> str: ...
 
     async def answer(self, request: Request, key: str) -> Entry: ...
 
@@ -129,49 +141,36 @@ async def send_all(
     meter = meter or Meter()
     job = meter.job_started(stage, requests)
     online = Online(backend, cache, limiter, retry, job, log)
-    transport: Transport = online if batcher is None else Batched(batcher, log)
+    transport: Transport = online
+    if batcher is not None:
+        transport = Batched(batcher, log)
+    elif open_batches is not None:
+        transport = LeftOpenFirst(open_batches, online, log)
     refusals: list[OverBudget | StoreFailed] = []
     resent: list[str] = []  # keys whose stored entry could not be read
 
-    async def answer(request: Request, key: str) -> Entry:
-        left_open = open_batches if open_batches is not None and open_batches.holds(key) else None
-        reservation = await meter.admit(job, request, transport.via if left_open is None else "batch")
-        try:
-            entry = None if left_open is None else await left_open.answer(request, key, log, resubmit=False)
-            if entry is None:
-                entry = await transport.answer(request, key)
-        except BaseException:
-            meter.settle(job, request, reservation, None)
-            raise
-        meter.settle(job, request, reservation, entry)
-        return entry
-
-    def resolved(outcome: Outcome, cached: bool = False) -> Outcome:
-        """A request is done: `cached` when the cache answered it with nothing sent."""
-        job.add(outcome.request.model, done=1, cached=int(cached), failed=int(not outcome.valid))
-        return outcome
-
     async def one(request: Request) -> Outcome:
-        start = 0
+        start = rejected = 0
         while True:
             found = lookup(request, backend.identity, cache, max_attempts, start)
-            if found.rejected:  # rejected replies the cache held: counted as on the build that paid for them
-                job.add(request.model, rejected=found.rejected)
+            rejected += found.rejected  # rejected replies the cache held: counted as on the build that paid for them
             if found.outcome is not None:
-                return resolved(found.outcome, cached=start == 0)
+                return job.resolved(found.outcome, cached=start == 0, rejected=rejected)
+            pending, key = found.pending, found.key
             try:
-                entry = await answer(found.pending, found.key)
+                entry = await meter.metered(job, pending, transport.via(key), partial(transport.answer, pending, key))
             except (OverBudget, StoreFailed) as refusal:
                 refusals.append(refusal)
-                return Outcome(found.pending, found.key, None, str(refusal))
-            if found.key in cache.damaged:
-                resent.append(found.key)
+                job.add(request.model, rejected=rejected)
+                return Outcome(pending, key, None, str(refusal))
+            if key in cache.damaged:
+                resent.append(key)
             if entry.valid:
-                return resolved(Outcome(found.pending, found.key, entry.reply))
-            job.add(request.model, rejected=1)
-            start = found.pending.attempt + 1
+                return job.resolved(Outcome(pending, key, entry.reply), cached=False, rejected=rejected)
+            rejected += 1
+            start = pending.attempt + 1
             if start == max_attempts:
-                return resolved(Outcome(found.pending, found.key, None, entry.error))
+                return job.resolved(Outcome(pending, key, None, entry.error), cached=False, rejected=rejected)
 
     # A request's first step (key and cache lookup) runs without a pause: started all at once, a
     # job's thousands of lookups would keep replies to other jobs waiting. Start them in batches.
@@ -206,11 +205,10 @@ class Sender:
         self._caches: dict[str, ReplyCache] = {}
         self._batchers: dict[tuple[str, str], Batcher] = {}
 
-    def backend(self, settings: dict | SendSettings) -> Backend:
-        made_from = settings.connection if isinstance(settings, SendSettings) else connection(settings)
-        key = canonical_json(made_from)
+    def backend(self, settings: SendSettings) -> Backend:
+        key = canonical_json(settings.connection)
         if key not in self._backends:
-            self._backends[key] = make_backend(made_from)
+            self._backends[key] = make_backend(settings.connection)
         return self._backends[key]
 
     def cache(self, directory: str) -> ReplyCache:
@@ -231,21 +229,25 @@ class Sender:
         return self._batchers[key]
 
     async def send(
-        self, requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG, stage: str = ""
+        self,
+        requests: list[Request],
+        settings: SendSettings,
+        cache_dir: str,
+        log: logging.Logger = LOG,
+        stage: str = "",
     ) -> tuple[list[Outcome], Tally]:
-        typed = SendSettings.of(settings)
-        backend = self.backend(typed)
-        batch = typed.mode == "batch"
+        backend = self.backend(settings)
+        batch = settings.mode == "batch"
         batches = Path(cache_dir) / "batches"  # online: a batch left open there is waited for
         waits = batch or (batches.is_dir() and backend.batch_api is not None)
-        batcher = self.batcher(backend, typed, cache_dir) if waits else None
+        batcher = self.batcher(backend, settings, cache_dir) if waits else None
         return await send_all(
             requests,
             backend,
             self.cache(cache_dir),
             self.limiter,
-            max_attempts=typed.max_attempts,
-            retry=typed.retry,
+            max_attempts=settings.max_attempts,
+            retry=settings.retry,
             log=log,
             batcher=batcher if batch else None,
             meter=self.meter,
@@ -265,10 +267,9 @@ class Sender:
         self._caches.clear()
 
 
-def send(
-    requests: list[Request], settings: dict, cache_dir: str, log: logging.Logger = LOG
-) -> tuple[list[Outcome], Tally]:
+def send(requests: list[Request], llm: dict, cache_dir: str, log: logging.Logger = LOG) -> tuple[list[Outcome], Tally]:
     """Resolve every request to a reply through the cache, in this process and within its own limits."""
+    settings = SendSettings.of(llm)
 
     async def run():
         sender = Sender(job_share(settings))

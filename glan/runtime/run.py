@@ -25,6 +25,7 @@ from glan.llm.limits import job_share
 from glan.llm.lookup import Outcome
 from glan.llm.meter import Meter
 from glan.llm.send import Sender
+from glan.llm.settings import SendSettings
 from glan.logs import close_logger, job_logger, peak_rss_mib
 from glan.prompts import Template
 from glan.runtime.job import StageJob
@@ -111,12 +112,13 @@ def rejects(outcomes: list[Outcome]) -> list[dict]:
     ]
 
 
-async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
-    """Reading, planning and writing run in a thread: on the stage server, other jobs' replies
-    keep flowing while a job reads, plans or writes thousands of records."""
+async def run_stage(job: StageJob, llm: SendSettings, sender: Sender, log: logging.Logger) -> None:
+    """Run `job`, whose `llm` settings its caller typed once (SendSettings.of(job.llm)). Reading, planning and
+    writing run in a thread: on the stage server, other jobs' replies keep flowing while a job reads, plans
+    or writes thousands of records."""
     plan = await asyncio.to_thread(JobPlan.load, job.stage, job.upstream, job.template, job.settings)
     log.info("%s: %d requests planned", job.stage, len(plan.planned))
-    outcomes, counts = await sender.send(plan.requests, job.llm, job.cache_dir, log, job.stage)
+    outcomes, counts = await sender.send(plan.requests, llm, job.cache_dir, log, job.stage)
     log.info("%s: %s", job.stage, counts.summary())
     if job.counts is not None:
         await asyncio.to_thread(write_json, job.counts, {"stage": job.stage, **counts.as_dict()})
@@ -127,11 +129,11 @@ async def run_stage(job: StageJob, sender: Sender, log: logging.Logger) -> None:
             "%s: rejected after %d attempts: %s (%s)", job.stage, reject["attempts"], reject["reason"], reject["key"]
         )
     share = len(rejected) / len(outcomes) if outcomes else 0.0
-    limit = job.llm["max_reject_share"]
+    limit = llm.max_reject_share
     if share > limit:
         message = (
             f"{job.stage}: {len(rejected)} of {len(outcomes)} requests ({share:.0%}) still had no valid reply after "
-            f"{job.llm['max_attempts']} attempts, more than llm.max_reject_share={limit}; the reasons are in "
+            f"{llm.max_attempts} attempts, more than llm.max_reject_share={limit}; the reasons are in "
             "this log. Raise llm.max_attempts or the stage's max_tokens, or fix the prompt."
         )
         log.error(message)
@@ -149,20 +151,21 @@ def run_job(job: StageJob) -> None:
 
     async def run() -> None:
         meter = Meter(job.prices)
-        sender = Sender(job_share(job.llm), meter)
+        sender = Sender(job_share(llm), meter)
         done = asyncio.get_running_loop().create_future()
         reporting = None
         if job.progress_interval is not None:
             part = job_part(job.output)
             reporting = asyncio.create_task(report(meter, part, job.progress_interval, done, directory=None))
         try:
-            await run_stage(job, sender, log)
+            await run_stage(job, llm, sender, log)
         finally:
             done.set_result(None)
             await sender.aclose()
             if reporting is not None:
                 await reporting
 
+    llm = SendSettings.of(job.llm)
     log = job_logger(job.log)
     try:
         asyncio.run(run())

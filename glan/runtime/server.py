@@ -33,6 +33,7 @@ from pathlib import Path
 from glan.llm.limits import Limiter
 from glan.llm.meter import Budget, Meter
 from glan.llm.send import Sender
+from glan.llm.settings import SendSettings
 from glan.logs import close_logger, job_logger
 from glan.runtime.job import SERVER_ENVIRONMENT, StageJob
 from glan.runtime.progress import PROGRESS_DIR, SERVER_PART, report, to_stderr
@@ -170,7 +171,7 @@ async def handle(sender: Sender, reader: asyncio.StreamReader, writer: asyncio.S
 async def run_logged(job: StageJob, sender: Sender) -> None:
     log = job_logger(job.log)
     try:
-        await run_stage(job, sender, log)
+        await run_stage(job, SendSettings.of(job.llm), sender, log)
     except Exception:
         log.exception("%s failed on the stage server", job.stage)
         raise
