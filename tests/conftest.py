@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from fake_llm import FakeLLM
-from helpers import Build, Workflow, shared_build
+from helpers import DATASET, Build, Workflow, shared_build
 
 
 @pytest.fixture
@@ -23,10 +23,12 @@ def llm_server():
 def workflow(request, tmp_path, llm_server) -> Workflow:
     """A copy of the workflow against `llm_server`. In a test marked `built`, as it is after its first
     `workflow.run()` (a copy of `first_build`, against a server that has received nothing yet), without
-    paying for that build again."""
-    if request.node.get_closest_marker("built") is None:
-        return Workflow(tmp_path, llm_server)
-    return Workflow(tmp_path, llm_server, built=request.getfixturevalue("first_build").dir)
+    paying for that build again. In a test marked `dataset_only`, its runs build DATASET."""
+    built = request.getfixturevalue("first_build").dir if request.node.get_closest_marker("built") else None
+    made = Workflow(tmp_path, llm_server, built=built)
+    if request.node.get_closest_marker("dataset_only") is not None:
+        made.targets = DATASET
+    return made
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ import pytest
 from glan.llm.cache import DATABASE, Entry, FileReplyCache, open_cache, prepare_cache
 from glan.llm.request import Reply
 
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
+
 
 def cut_one_row_short(cache_dir) -> str:
     """As a careless hand (or a bad disk) would: one row's value cut to 30 bytes. Returns its key."""

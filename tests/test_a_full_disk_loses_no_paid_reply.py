@@ -8,10 +8,13 @@ from __future__ import annotations
 import subprocess
 
 import orjson
+import pytest
 from helpers import FIRST_BUILD_TOTAL, small_filesystem
 
 from glan.llm.cache import Entry, StoreFailed, open_cache, prepare_cache, spill_files
 from glan.llm.request import Reply
+
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
 
 
 def spilled(directory) -> int:

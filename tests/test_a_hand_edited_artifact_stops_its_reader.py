@@ -21,6 +21,8 @@ from glan.dataset.join import concatenate
 from glan.io import ArtifactChanged, checked_lines, read_checked, sum_path
 from glan.runtime.run import dump_artifact, read_artifact, write_artifact
 
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
+
 RECORDS = [{"question": f"Question {i}?", "concepts": ["light", "lens"], "index": i} for i in range(24)]
 SUBJECTS = {"node": {"id": "physics/optics"}, "subjects": [{"name": "Lenses", "level": "undergraduate"}]}
 

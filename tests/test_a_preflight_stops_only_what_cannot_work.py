@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from fake_llm import FakeLLM
-from helpers import API_KEY, DEFAULTS, Workflow
+from helpers import API_KEY, DATASET, DEFAULTS, Workflow
 
 from glan.llm.preflight import PreflightFailed, Target, preflight
 
@@ -98,6 +98,7 @@ def test_modes_are_named_in_words(against):
 def test_a_tiny_build_against_a_flaky_server_and_a_server_listing_other_names_completes(tmp_path):
     with FakeLLM(faults=0.3, listed_models=["fake-model:latest"]) as server:
         workflow = Workflow(tmp_path, server)
+        workflow.targets = DATASET
         workflow.overlay["llm"] |= {"preflight": True, "retry": QUICK_RETRIES}
         result = workflow.run()
     output = result.stdout + result.stderr

@@ -12,6 +12,8 @@ from helpers import read_only, small_filesystem
 from glan.llm.cache import Entry, StoreFailed, open_cache, prepare_cache, spill_files
 from glan.llm.request import Reply
 
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
+
 
 @pytest.mark.parametrize("layout", ["diskcache", "files"])
 def test_a_read_only_cache_reads_and_refuses_to_store_in_one_line(tmp_path, layout):

@@ -19,6 +19,8 @@ from glan.prompts import PromptError
 from glan.runtime.run import check_prompts, checked_template
 from glan.stages import STAGES
 
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
+
 ROOT = Path(__file__).resolve().parent.parent
 # What each stage's requests are about, as the issue names them.
 REQUIRED = {

@@ -15,6 +15,8 @@ from glan.llm.cache import DamagedCache, Entry, open_cache, prepare_cache
 from glan.llm.request import Reply
 from glan.llm.salvage import salvage
 
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
+
 
 def stored_values(database) -> dict[str, bytes]:
     """The bytes of each row's value, as SQLite reads them from the whole file."""

@@ -17,7 +17,7 @@ from math import ceil
 import orjson
 import pytest
 from fake_llm import FakeLLM
-from helpers import FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
+from helpers import DATASET, FIRST_BUILD, FIRST_BUILD_TOTAL, PER_DISCIPLINE, Workflow, optics
 
 STAGE_WAVES = len(FIRST_BUILD)  # subjects, syllabus, questions, answers: each wave's misses in one batch
 BATCH = {"gather_seconds": 2, "poll_seconds": 0.1}
@@ -30,6 +30,7 @@ def online_dataset(first_build) -> bytes:
 
 def batch_workflow(directory, server: FakeLLM) -> Workflow:
     workflow = Workflow(directory, server)
+    workflow.targets = DATASET
     workflow.overlay["llm"] |= {"mode": "batch", "batch": BATCH}
     return workflow
 

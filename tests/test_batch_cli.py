@@ -24,6 +24,8 @@ from helpers import (
 
 from glan.stages import GLAN_STAGES
 
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
+
 RESULTS_SUMMARY = "{stored} stored, {rejected} rejected as invalid (the next export or build asks them again), "
 
 

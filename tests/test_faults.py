@@ -10,22 +10,19 @@ import time
 import orjson
 import pytest
 from fake_llm import FakeLLM
-from helpers import CORES, FIRST_BUILD_TOTAL, MAX_ATTEMPTS, PER_DISCIPLINE, Workflow
+from helpers import CORES, DATASET, FIRST_BUILD_TOTAL, MAX_ATTEMPTS, PER_DISCIPLINE, Workflow
 
 from glan.io import read_json, read_jsonl
+
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
 
 FAST_RETRIES = {"timeout": 1.0, "retry": {"attempts": 10, "base_delay": 0.05, "max_delay": 0.5}}
 
 
 @pytest.fixture
-def reference(tmp_path):
+def reference(first_build) -> bytes:
     """The dataset of a fault-free run, for comparison."""
-    with FakeLLM() as server:
-        directory = tmp_path / "reference"
-        directory.mkdir()
-        workflow = Workflow(directory, server)
-        workflow.run()
-        return workflow.dataset()
+    return first_build.dataset()
 
 
 def every_result_parses(workflow: Workflow) -> None:
@@ -37,6 +34,7 @@ def test_a_build_with_30_percent_faults_of_every_kind_completes_with_the_fault_f
     with FakeLLM(faults=0.3, slow_seconds=2.0, seed=7) as server:
         (tmp_path / "faulty").mkdir()
         workflow = Workflow(tmp_path / "faulty", server)
+        workflow.targets = DATASET
         workflow.overlay["llm"].update(FAST_RETRIES)
         workflow.run()
         kinds = set(server.faults_injected)
@@ -48,6 +46,7 @@ def test_a_build_with_30_percent_faults_of_every_kind_completes_with_the_fault_f
 def test_invalid_replies_are_reasked_then_rejected_and_a_rerun_pays_for_none_of_them_again(tmp_path):
     with FakeLLM(bad_replies=0.4) as server:
         workflow = Workflow(tmp_path, server)
+        workflow.targets = DATASET
         workflow.overlay["llm"]["max_reject_share"] = 0.5
         workflow.run()
         first = workflow.dataset()
@@ -83,6 +82,7 @@ def test_a_killed_run_resumes_without_resending_answered_requests(tmp_path, refe
     kill_after = FIRST_BUILD_TOTAL // 2  # requests received
     with FakeLLM(latency=0.15) as server:
         workflow = Workflow(tmp_path, server)
+        workflow.targets = DATASET
         workflow.overlay["llm"]["concurrency"] = concurrency
         command, env = workflow.command()
         process = subprocess.Popen(

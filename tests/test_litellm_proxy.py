@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 from fake_llm import FakeLLM
-from helpers import API_KEY, FIRST_BUILD, OPTICS, ROOT, Workflow, stage_counts
+from helpers import API_KEY, DATASET, FIRST_BUILD, OPTICS, ROOT, Workflow, stage_counts
 from test_endpoints import failed_run, free_port
 
 pytestmark = pytest.mark.workflow  # every test runs Snakemake (through `through`, which conftest cannot see)
@@ -93,6 +93,7 @@ def proxy(tmp_path_factory, upstream):
 
 def through(directory: Path, proxy: LiteLLMProxy, **llm) -> Workflow:
     workflow = Workflow(directory, proxy)  # any server with a base_url
+    workflow.targets = DATASET
     workflow.overlay["llm"] |= llm
     return workflow
 

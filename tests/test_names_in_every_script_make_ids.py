@@ -18,6 +18,8 @@ from helpers import PER_DISCIPLINE_TOTAL, QUESTIONS_PER_DISCIPLINE, ROOT
 
 from glan.taxonomy import TaxonomyError, iter_nodes, leaves, load_taxonomy, parse_taxonomy, slugify
 
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
+
 FIXTURE = Path(__file__).parent / "fixtures/shipped_taxonomy_ids.json"
 
 # Four scripts, one field each: Cyrillic, Chinese, Arabic, accented Latin.

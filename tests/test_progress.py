@@ -13,7 +13,7 @@ import time
 
 import orjson
 from fake_llm import FakeLLM
-from helpers import FIRST_BUILD_TOTAL, Workflow
+from helpers import DATASET, FIRST_BUILD_TOTAL, Workflow
 
 from glan.llm.cache import open_cache
 from glan.llm.meter import Meter
@@ -37,6 +37,7 @@ def stored_usage(workflow: Workflow) -> list[dict]:
 
 def priced_workflow(tmp_path, server: FakeLLM, **llm) -> Workflow:
     workflow = Workflow(tmp_path, server)
+    workflow.targets = DATASET
     workflow.overlay["progress"] = {"interval": 0.5}
     workflow.overlay["prices"] = PRICES
     workflow.overlay["llm"].update({"concurrency": CONCURRENCY, **llm})

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import orjson
 from fake_llm import FakeLLM
-from helpers import FIRST_BUILD_TOTAL, Workflow
+from helpers import DATASET, FIRST_BUILD_TOTAL, Workflow
 
 from glan.llm.cache import Entry
 from glan.llm.meter import TOTAL, Budget, OverBudget
@@ -31,6 +31,7 @@ def in_two_processes(sender: Callable[[int], None]) -> None:
 def test_two_sender_processes_share_the_cap_and_reach_it(tmp_path):
     with FakeLLM(latency=0.1) as server:
         workflow = Workflow(tmp_path, server)
+        workflow.targets = DATASET
         workflow.overlay["llm"].update(concurrency=CAP, senders=2)
         workflow.run("--cores", "6")
         assert server.count == FIRST_BUILD_TOTAL

@@ -50,12 +50,8 @@ def run_on_slurm(workflow: Workflow, cluster: SlurmCluster, *args: str):
     return result
 
 
-def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tmp_path, slurm):
-    with FakeLLM() as server:
-        (tmp_path / "local").mkdir()
-        local = Workflow(tmp_path / "local", server)
-        local.run()
-        reference = local.dataset()
+def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tmp_path, slurm, first_build):
+    reference = first_build.dataset()  # the same workflow built locally
 
     with FakeLLM(latency=1.0) as server:
         (tmp_path / "cluster").mkdir()

@@ -11,12 +11,14 @@ from dataclasses import replace
 
 import pytest
 from fake_llm import FakeLLM
-from helpers import FIRST_BUILD, FIRST_BUILD_TOTAL, Workflow
+from helpers import DATASET, FIRST_BUILD, FIRST_BUILD_TOTAL, Workflow
 
 from glan.io import read_jsonl
 from glan.llm.backends.openai_compat import chat_body, schema_of
 from glan.llm.request import Reply, Request
 from glan.llm.validate import reply_error, reply_json
+
+pytestmark = pytest.mark.dataset_only  # `workflow` builds DATASET: the property ends at the dataset
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
 REQUEST = Request(model="m", messages=[{"role": "user", "content": "Give a."}], schema=SCHEMA, schema_name="x")
@@ -62,6 +64,7 @@ def test_a_build_in_prompt_mode_recovers_the_fenced_json_of_every_reply(workflow
 def test_the_default_mode_said_aloud_re_runs_nothing_and_another_mode_re_runs_the_schema_stages(tmp_path):
     with FakeLLM() as server:
         workflow = Workflow(tmp_path, server)
+        workflow.targets = DATASET
         workflow.run()
         workflow.overlay["llm"]["structured_output"] = "json_schema"
         assert "Nothing to be done" in workflow.run("-n").stdout
