@@ -42,7 +42,7 @@ SERVED = policy.served_run(config, CLUSTER)
 
 onstart:
     try:
-        policy.start(config, stage_jobs(), SERVED, logger.warning)
+        policy.start(config, stage_jobs(), SERVED, logger.warning, CLUSTER)
     except policy.Refused as error:
         raise WorkflowError(str(error))
     if SERVED:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -201,6 +202,7 @@ def copy_workflow(directory: Path) -> Path:
 
 def run_workflow(directory: Path, llm: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     overlay = {"select": [], "llm": {"backend": "local", "model": "gemma-3-270m-q4_k_m", **llm}, "stages": E2E_STAGES}
+    overlay["progress"] = {"interval": 1}
     (directory / "local.yaml").write_text(yaml.safe_dump(overlay))
     command = ["snakemake", *args, "--cores", "2", "--configfile", "config/tiny.yaml", "local.yaml"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
@@ -212,7 +214,7 @@ def run_workflow(directory: Path, llm: dict, *args: str, check: bool = True) -> 
 
 def test_a_build_on_the_local_backend_yields_artifacts_that_validate(tmp_path, model_path):
     directory = copy_workflow(tmp_path)
-    run_workflow(directory, {"local": {"model_path": str(model_path)}}, "results/dataset.jsonl")
+    built = run_workflow(directory, {"local": {"model_path": str(model_path)}}, "results/dataset.jsonl")
 
     node = directory / "results/nodes" / NODE["id"]
     sizes = {**E2E_STAGES["subjects"], **E2E_STAGES["syllabus"]}
@@ -239,3 +241,8 @@ def test_a_build_on_the_local_backend_yields_artifacts_that_validate(tmp_path, m
     for record in records:
         assert [m["role"] for m in record["messages"]] == ["user", "assistant"]
         assert all(m["content"].strip() for m in record["messages"])
+
+    # No stage server, yet the same live line as a served build: the quick start is not silent.
+    lines = re.findall(r"^glan: requests (\d+)/~?(\d+)\+?.* req/s", built.stderr, re.M)
+    assert len(lines) >= 2, built.stderr  # while it runs, and the last when it is done
+    assert int(lines[0][0]) < int(lines[-1][0]) == int(lines[-1][1])

@@ -16,6 +16,7 @@ from fake_llm import FakeLLM
 from helpers import ROOT, THREE_DISCIPLINES
 
 from glan.config import load_config, stage_llm, stage_settings
+from glan.runtime import children
 from glan.runtime import server as stage_server
 from glan.runtime.job import SERVER_ENVIRONMENT, StageFailed, StageJob, submit
 from glan.taxonomy import load_taxonomy, write_node_files
@@ -41,7 +42,7 @@ def stage_server_for(llm: FakeLLM, monkeypatch, progress: Path):
             "progress_dir": str(progress),
         }
     )
-    process = stage_server._RUNNING.pop()
+    process = children._RUNNING.pop()
     try:
         yield process
     finally:

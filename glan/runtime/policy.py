@@ -17,6 +17,7 @@ from glan.llm.cache import CacheLayoutError, prepare_cache
 from glan.llm.meter import Budget, budget_problems
 from glan.llm.preflight import PreflightFailed
 from glan.prompts import PromptError, Template
+from glan.runtime import watch
 from glan.runtime.job import served
 from glan.runtime.preflight import ReadyJob, preflight_run
 from glan.runtime.progress import start_run
@@ -84,10 +85,11 @@ def served_run(config: dict, cluster: bool) -> bool:
     return not cluster and any(served(stage_llm(config, stage)) for stage in active(config))
 
 
-def start(config: dict, jobs: list[ReadyJob], serve: bool, warn: Callable[[str], None]) -> None:
+def start(config: dict, jobs: list[ReadyJob], serve: bool, warn: Callable[[str], None], cluster: bool = False) -> None:
     """Once there are jobs to run, before any starts: the embedded model checked (a missing package or a model
     that cannot be loaded stops the run, naming the fix), the endpoints' preflight, the progress line, and the
-    stage server. Not when the Snakefile is read, so that `snakemake --lint` and `-n` need only the package."""
+    stage server, or locally without one, the process that prints the progress line (glan.runtime.watch). Not
+    when the Snakefile is read, so that `snakemake --lint` and `-n` need only the package."""
     if any(stage_llm(config, stage)["backend"] == "local" for stage in active(config)):
         try:
             check_local_backend(config["llm"])
@@ -101,6 +103,8 @@ def start(config: dict, jobs: list[ReadyJob], serve: bool, warn: Callable[[str],
     start_run(dict(Counter(job.stage for job in jobs)), config["progress"]["interval"])
     if serve:
         start_for_run(settings_of(config))
+    elif not cluster:
+        watch.start_for_run(config["progress"]["interval"])
 
 
 def let_every_job_wait(scheduler, jobs: int, version: str) -> str | None:

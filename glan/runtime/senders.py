@@ -26,8 +26,9 @@ from pathlib import Path
 from glan.llm.meter import Budget
 from glan.llm.send import Sender
 from glan.llm.shared import FORK, SharedLimiter, SharedMeter
+from glan.runtime.children import until_stdin_closes
 from glan.runtime.progress import publish_every, sender_part, to_stderr
-from glan.runtime.server import sending, until_stdin_closes
+from glan.runtime.server import sending
 
 DONE = b"d"  # a sender to the dispatcher: one of its jobs has ended
 GONE = 1 << 62  # the open jobs of a sender that has died: it is never the one with the fewest

@@ -25,7 +25,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -35,11 +34,10 @@ from glan.llm.meter import Budget, Meter
 from glan.llm.send import Sender
 from glan.llm.settings import SendSettings
 from glan.logs import close_logger, job_logger
+from glan.runtime.children import spawn, until_stdin_closes
 from glan.runtime.job import SERVER_ENVIRONMENT, StageJob
 from glan.runtime.progress import PROGRESS_DIR, SERVER_PART, report, to_stderr
 from glan.runtime.run import run_stage
-
-_RUNNING: list[subprocess.Popen] = []  # held open for the life of the run: the server watches this pipe
 
 
 def settings_of(config: dict) -> dict:
@@ -65,18 +63,10 @@ def start_for_run(settings: dict) -> str:
     """
     listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
     host, port = listener.getsockname()[:2]
-    package_root = str(Path(__file__).resolve().parents[2])
-    python_path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
     settings = {**settings, "socket": listener.fileno()}
     module = "glan.runtime.senders" if settings["senders"] > 1 else "glan.runtime.server"
-    process = subprocess.Popen(
-        [sys.executable, "-m", module, json.dumps(settings)],
-        stdin=subprocess.PIPE,
-        pass_fds=[listener.fileno()],
-        env={**os.environ, "PYTHONPATH": python_path},
-    )
+    spawn(module, json.dumps(settings), pass_fds=(listener.fileno(),))
     listener.close()  # the server's copy stays open: if the server dies, jobs are refused, not kept waiting
-    _RUNNING.append(process)
     address = f"{host}:{port}"
     os.environ[SERVER_ENVIRONMENT] = address
     return address
@@ -177,14 +167,6 @@ async def run_logged(job: StageJob, sender: Sender) -> None:
         raise
     finally:
         close_logger(log)
-
-
-async def until_stdin_closes() -> None:
-    """Until the Snakemake process that started the server is gone."""
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    await reader.read()
 
 
 async def _main(settings: dict) -> None:
