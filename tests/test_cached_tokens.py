@@ -94,7 +94,7 @@ def test_a_usage_keeps_cached_and_reasoning_tokens_nested_and_a_usage_without_th
 
 
 def test_cached_prompt_tokens_cost_the_cached_price_and_without_one_the_input_price(tmp_path):
-    """The README's example: gpt-4o at OpenAI's prices, 2,000 prompt tokens (1,024 cached) and 100 completion."""
+    """docs/exports.md's example: gpt-4o at OpenAI's prices, 2,000 prompt tokens (1,024 cached) and 100 completion."""
     gpt_4o = {
         "input_per_mtok": 2.50,
         "cached_input_per_mtok": 1.25,
