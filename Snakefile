@@ -31,6 +31,7 @@ include: "rules/taxonomy.smk"
 include: "rules/clean.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
+include: "rules/browse.smk"
 
 
 rule all:
@@ -38,4 +39,5 @@ rule all:
         "results/dataset.jsonl",
         rules.export.output,
         rules.plots.output,
+        rules.browse.output,
         rules.judge_scores.output if JUDGE else [],

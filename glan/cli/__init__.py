@@ -7,6 +7,7 @@
                    the open batches of batch mode (status) and cancelling them (cancel)
     glan status    the running (or last) build's requests, tokens and spend, live
     glan cache     verify the reply cache: its damaged entries; --repair keeps every readable one
+    glan browse    the dataset browser (results/browse/index.html): its path; --open, --serve on loopback
 
 Proposals themselves are a Snakemake target: `snakemake --cores 2 results/taxonomy/proposed.yaml`.
 Run from the workflow directory (or pass -d); `--configfile` takes the same overlays as snakemake.
@@ -85,6 +86,12 @@ def cmd_status(args) -> int:
     from glan.cli.status import status
 
     return status(Path(args.directory), args.follow, args.once)
+
+
+def cmd_browse(args) -> int:
+    from glan.cli.browse import browse
+
+    return browse(Path(args.directory), args.open, args.serve)
 
 
 def cmd_inspect(args) -> int:
@@ -183,6 +190,12 @@ def parser() -> argparse.ArgumentParser:
     progress.add_argument("--follow", action="store_true", help="without a terminal: a line whenever it changes")
     progress.add_argument("--once", action="store_true", help="print the current state once")
     progress.set_defaults(run=cmd_status)
+
+    page = commands.add_parser("browse", help="the dataset browser: print its path, open it, or serve it on loopback")
+    page.add_argument("-d", "--directory", default=".", help="the workflow directory (default: here)")
+    page.add_argument("--open", action="store_true", help="open it in the default browser")
+    page.add_argument("--serve", action="store_true", help="serve it on 127.0.0.1, for a browser refusing local files")
+    page.set_defaults(run=cmd_browse)
 
     inspect = commands.add_parser("inspect", help="the taxonomy as a tree with built counts; validates it")
     _config_args(inspect)
