@@ -21,6 +21,7 @@ import orjson
 from markdown_it import MarkdownIt
 
 from glan.io import read_json, read_jsonl, write_bytes_atomic
+from glan.stages import STAGES
 
 PAGE = Path(__file__).parent
 PAGE_FILES = ("index.html", "browse.js", "browse.css")
@@ -85,7 +86,7 @@ def index(node_dirs: Iterable[Path], removals: Iterable[Path], accounting: Path)
     for node_dir in node_dirs:
         node = read_json(node_dir / "node.json")
         subjects = read_json(node_dir / "syllabus.json")["subjects"]
-        records = sum(1 for _ in read_jsonl(node_dir / "questions.jsonl"))
+        records = sum(1 for _ in read_jsonl(node_dir / STAGES["questions"].output))
         usage = by_node.get(node["id"], {})
         nodes[node["id"]] = {
             "name": node["name"],
