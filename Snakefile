@@ -41,3 +41,4 @@ rule all:
         rules.plots.output,
         rules.browse.output,
         rules.judge_scores.output if JUDGE else [],
+        rules.browse_screenshot.output if SCREENSHOT_BROWSER else [],

@@ -20,6 +20,7 @@ import random
 import time
 from collections import defaultdict
 
+import orjson
 import yaml
 from harness import Workspace, synthetic_taxonomy
 
@@ -112,8 +113,9 @@ def write_built_tree(workspace: Workspace, taxonomy: dict, per_node: int) -> lis
     nodes = [(leaf.id, list(leaf.path)) for leaf in leaves(parse_taxonomy(yaml.safe_dump(taxonomy)))]
     root = workspace.dir
     for stage, suffix in UPSTREAM:
-        for node, _ in nodes:
-            (root / "results/nodes" / node / f"{stage}{suffix}").write_text("{}\n" if suffix == ".json" else "")
+        for node, path in nodes:
+            made = syllabus(path) if stage == "syllabus" else {}
+            (root / "results/nodes" / node / f"{stage}{suffix}").write_text("" if suffix == ".jsonl" else f"{made}\n")
             (root / "results/nodes" / node / f"{stage}.rejects.jsonl").write_text("")
         time.sleep(0.02)
     records = Records(seed=1)
@@ -126,6 +128,25 @@ def write_built_tree(workspace: Workspace, taxonomy: dict, per_node: int) -> lis
                 (log / f"{stage}.log").write_text(f"{stage}: planned=1 cached=0 sent=1\n")
                 (log / f"{stage}.counts.json").write_text(f'{{"stage": "{stage}", "planned": 1, "sent": 1}}\n')
     return nodes
+
+
+def syllabus(path: list[str]) -> str:
+    """The discipline's subjects and sessions, as its records name them (the browser reads them)."""
+    session = {
+        "title": "Session one",
+        "description": "The first class.",
+        "key_concepts": ["a concept", "another concept"],
+    }
+    subjects = [
+        {
+            "name": f"Subject {n} of {path[-1]}",
+            "level": "undergraduate",
+            "subtopics": ["a subtopic"],
+            "sessions": [session],
+        }
+        for n in range(SUBJECTS)
+    ]
+    return orjson.dumps({"subjects": subjects}).decode()
 
 
 def write_answers(workspace: Workspace, node: str, records: list[dict]) -> None:

@@ -1,7 +1,14 @@
 # The dataset browser (glan/dataset/browse): results/browse/index.html, opened from disk. One data file per
 # discipline from that discipline's artifacts alone, so an edit rebuilds one; the index holds the tree's
-# counts and every removed record's reason.
+# counts, and data/removed one file per discipline with why its records were removed (dedup compares across
+# disciplines, so these come from the whole dataset's cleaning).
+from glan.dataset.browse.screenshot import NoBrowser, find_browser
+
 BROWSE_RECORDS = STAGES["judge" if JUDGE else "answers"].output
+try:  # the browser that pictures the page for the report, where report.screenshot asks for one
+    SCREENSHOT_BROWSER = find_browser(config["report"]["screenshot"])
+except NoBrowser as error:
+    raise WorkflowError(str(error))
 
 
 rule browse_node:
@@ -31,11 +38,44 @@ rule browse:
     output:
         page="results/browse/index.html",
         index="results/browse/data/index.js",
+        removed=directory("results/browse/data/removed"),
     log:
         "logs/browse/index.log",
     benchmark:
         "benchmarks/browse/index.tsv"
     conda:
         "../envs/glan.yaml"
+    script:
+        "../scripts/browse.py"
+
+
+# The browser was found on the host that runs Snakemake (report.screenshot), so the picture is taken there.
+localrules:
+    browse_screenshot,
+
+
+rule browse_screenshot:
+    input:
+        page=rules.browse.output.page,
+        index=rules.browse.output.index,
+        removed=rules.browse.output.removed,
+        nodes=rules.browse.input.nodes,
+        kept="results/clean/dataset.jsonl",
+    output:
+        report(
+            "results/report/browser.png",
+            caption="../report/browser.rst",
+            category="5. Browser",
+            labels={"plot": "The dataset browser"},
+        ),
+    log:
+        "logs/report/browser.log",
+    benchmark:
+        "benchmarks/report/browser.tsv"
+    conda:
+        "../envs/glan.yaml"
+    params:
+        browser=SCREENSHOT_BROWSER,
+        node_files=policy.NODE_FILES,
     script:
         "../scripts/browse.py"

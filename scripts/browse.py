@@ -1,4 +1,5 @@
-"""The dataset browser's files: a discipline's data (rule browse_node) or the page and its index (rule browse)."""
+"""The dataset browser's files: a discipline's data (rule browse_node), the page and its index (rule browse),
+or its picture for the report (rule browse_screenshot)."""
 
 import sys
 
@@ -7,11 +8,15 @@ sys.path.insert(0, snakemake.scriptdir + "/..")  # the glan package, installed o
 from pathlib import Path
 
 from glan.dataset.browse import write_node, write_page
+from glan.dataset.browse.screenshot import first_kept, take
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 if snakemake.rule == "browse_node":
     write_node(Path(snakemake.input.node).parent, Path(snakemake.input.records).name, Path(snakemake.output[0]))
+elif snakemake.rule == "browse_screenshot":
+    link = first_kept(Path(snakemake.input.kept), Path(snakemake.params.node_files))
+    take(snakemake.params.browser, Path(snakemake.input.page), link, Path(snakemake.output[0]), Path(snakemake.log[0]))
 else:
     nodes = [Path(path).parent for path in snakemake.input.syllabi]
     removed = map(Path, snakemake.input.removed)

@@ -1,5 +1,6 @@
 """The dataset browser in a real browser: Debian's Chromium, driven by Selenium, opens the built page from
-disk (file://, no server, no network), walks the tree down to a pair and finds an answer by a word of it."""
+disk (file://, no server, no network), walks the tree down to a pair and finds an answer by a word of it;
+and the picture of the page in the Snakemake report."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from glan.dataset.browse.screenshot import WINDOW, NoBrowser, find_browser, first_kept
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +90,38 @@ def test_a_removed_record_opened_by_its_link_says_why_and_the_removed_filter_lis
     Select(browser.find_element(By.ID, "status")).select_by_value("removed")
     found = WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#discipline a.question"))
     assert [link.get_attribute("data-record") for link in found] == [record["id"]]
+    # why is the discipline's own file, loaded with it: the index holds counts only, however big the dataset
+    assert (
+        record["id"].encode()
+        in workflow.path("results/browse/data/removed/natural-sciences/physics/optics.js").read_bytes()
+    )
+    assert record["id"].encode() not in workflow.path("results/browse/data/index.js").read_bytes()
+
+
+def test_the_reports_picture_is_the_page_opened_at_the_first_kept_record(first_build, browser):
+    picture = (first_build.dir / "results/report/browser.png").read_bytes()
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(picture[16:20], "big"), int.from_bytes(picture[20:24], "big")) == WINDOW
+
+    first = orjson.loads((first_build.dir / "results/clean/dataset.jsonl").read_bytes().splitlines()[0])
+    link = first_kept(first_build.dir / "results/clean/dataset.jsonl", first_build.dir / "results/nodes")
+    browser.get((first_build.dir / "results/browse/index.html").as_uri() + link)
+    assert shown(browser, "#pair .asked").text == first["messages"][0]["content"]
+    node = shown(browser, "#tree a.node.current")  # the tree opened down to the record's discipline
+    assert node.is_displayed() and node.get_attribute("data-node") == first["provenance"]["node"]
+    question = shown(browser, "#discipline details.session[open] a.question.current")
+    assert question.is_displayed() and question.get_attribute("data-record") == first["id"]
+
+
+def test_report_screenshot_auto_takes_a_browser_where_there_is_one_true_requires_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert find_browser("auto") is None and find_browser(False) is None
+    with pytest.raises(NoBrowser, match="report.screenshot is true but none of chromium, .* is on PATH"):
+        find_browser(True)
+    (tmp_path / "chromium").write_text("#!/bin/sh\n")
+    (tmp_path / "chromium").chmod(0o755)
+    assert find_browser("auto") == find_browser(True) == str(tmp_path / "chromium")
+    assert find_browser(False) is None
 
 
 def test_glan_browse_prints_the_page_and_serves_it_on_loopback(first_build):

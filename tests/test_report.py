@@ -456,7 +456,7 @@ def test_a_build_decontaminates_exports_and_reports(workflow, tmp_path):
     result = workflow.run("--report", "report.html")
     page = workflow.path("report.html").read_text()
     assert "Report created" in result.stdout + result.stderr
-    for name in (*PLOTS, "summary"):
+    for name in (*PLOTS, "summary", "browser"):
         assert f"results/report/{name}." in page, f"{name} missing from the report"
 
     # the exports are a function of the clean dataset: wiped, they come back byte for byte

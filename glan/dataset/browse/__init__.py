@@ -2,18 +2,20 @@
 
 The page is static (index.html, browse.js, browse.css beside this module). What it shows is data in
 script files it loads with `<script src>` (a page opened from disk may load scripts, not fetch files):
-`data/index.js`, the taxonomy tree with each node's counts, cost and tokens and every removed record's
-reason; per discipline a folder `data/nodes/<id>/`, loaded when the discipline is opened: `node.js`, its
-subjects and syllabi, and one `subject-<n>.js` per subject with its records, loaded when the subject is
-opened (at config/glan.yaml's scale a discipline has about 79,000 records, a subject about 530). Each
-discipline's folder is made from that discipline's artifacts alone, so an edit of one discipline
-rewrites one folder; answers are rendered from Markdown here, with raw HTML escaped.
+`data/index.js`, the taxonomy tree with each node's counts, cost and tokens; per discipline a folder
+`data/nodes/<id>/`, loaded when the discipline is opened: `node.js`, its subjects and syllabi, and one
+`subject-<n>.js` per subject with its records, loaded when the subject is opened (at config/glan.yaml's
+scale a discipline has about 79,000 records, a subject about 530); and per discipline `data/removed/<id>.js`,
+why each of its removed records was removed, loaded with the discipline. Each discipline's folder is made
+from that discipline's artifacts alone, so an edit of one discipline rewrites one folder; the removed
+files come from the whole dataset's cleaning, as dedup compares across disciplines. Answers are rendered
+from Markdown here, with raw HTML escaped.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -44,8 +46,7 @@ def record_view(record: dict) -> dict:
         "difficulty": provenance["difficulty"],
         "concepts": provenance["concepts"],
         "question": question,
-        "answer": answer,
-        "answer_html": MARKDOWN.render(answer),
+        "answer_html": MARKDOWN.render(answer),  # the page searches its text: the answer is stored once
         "judge": provenance.get("judge"),
     }
 
@@ -76,35 +77,50 @@ def write_node(node_dir: Path, records_file: str, folder: Path) -> None:
     write_bytes_atomic(folder / "node.js", script("node", described))
 
 
-def index(node_dirs: Iterable[Path], removals: Iterable[Path], accounting: Path) -> dict:
-    """The tree (field, sub-field, discipline) with each discipline's counts, cost and tokens, and the reason
-    of every removed record."""
-    removed = {entry["id"]: entry for path in removals for entry in read_jsonl(path)}
+def removed_by_node(removals: Iterable[Path]) -> dict[str, dict[str, dict]]:
+    """Each discipline's removed records, by record id, with the reason (the cleaning steps' entries)."""
+    removed: dict[str, dict[str, dict]] = defaultdict(dict)
+    for path in removals:
+        for entry in read_jsonl(path):
+            removed[entry["node"]][entry["id"]] = entry
+    return removed
+
+
+def index(node_dirs: Iterable[Path], removed: dict[str, dict[str, dict]], accounting: Path) -> dict:
+    """The tree (field, sub-field, discipline) with each discipline's counts, cost and tokens."""
     by_node = read_json(accounting)["by_node"]
-    removed_in = Counter(entry["node"] for entry in removed.values())
     nodes = {}
     for node_dir in node_dirs:
         node = read_json(node_dir / "node.json")
         subjects = read_json(node_dir / "syllabus.json")["subjects"]
         records = sum(1 for _ in read_jsonl(node_dir / STAGES["questions"].output))
         usage = by_node.get(node["id"], {})
+        removed_here = len(removed.get(node["id"], {}))
         nodes[node["id"]] = {
             "name": node["name"],
             "path": node["path"],
             "subjects": len(subjects),
             "sessions": sum(len(s["sessions"]) for s in subjects),
             "questions": records,
-            "removed": removed_in[node["id"]],
-            "kept": records - removed_in[node["id"]],
+            "removed": removed_here,
+            "kept": records - removed_here,
             "cost": usage.get("cost", 0.0),
             "prompt_tokens": usage.get("prompt_tokens", 0),
             "completion_tokens": usage.get("completion_tokens", 0),
         }
-    return {"nodes": nodes, "removed": removed}
+    return {"nodes": nodes}
 
 
 def write_page(node_dirs: Iterable[Path], removals: Iterable[Path], accounting: Path, folder: Path) -> None:
-    write_bytes_atomic(folder / "data/index.js", script("index", index(node_dirs, removals, accounting)))
+    node_dirs = list(node_dirs)
+    removed = removed_by_node(removals)
+    summary = index(node_dirs, removed, accounting)
+    (folder / "data/removed").mkdir(parents=True, exist_ok=True)
+    for node in summary["nodes"]:
+        write_bytes_atomic(
+            folder / f"data/removed/{node}.js", script("removed", {"node": node, "removed": removed.get(node, {})})
+        )
+    write_bytes_atomic(folder / "data/index.js", script("index", summary))
     for name in PAGE_FILES:
         shutil.copyfile(PAGE / name, folder / f".{name}.tmp")
         (folder / f".{name}.tmp").replace(folder / name)

@@ -1,7 +1,7 @@
-// The dataset browser (glan/dataset/browse): data/index.js and each data/nodes/<id>.js call glanBrowse.
+// The dataset browser (glan/dataset/browse): data/index.js and every file it loads call glanBrowse.
 "use strict";
 const glanBrowse = (() => {
-  const state = { index: null, subjects: {}, waiting: {}, shown: null };
+  const state = { index: null, subjects: {}, removed: {}, waiting: {}, shown: null };
   const $ = (id) => document.getElementById(id);
   const el = (tag, attrs = {}, ...children) => {
     const node = document.createElement(tag);
@@ -53,15 +53,25 @@ const glanBrowse = (() => {
       let resolve;
       const promise = new Promise((done) => { resolve = done; });
       state.waiting[file] = { promise, resolve };
-      document.body.append(el("script", { src: "data/nodes/" + file }));
+      document.body.append(el("script", { src: "data/" + file }));
     }
     return state.waiting[file].promise;
   }
-  const load = (id) => loaded(`${id}/node.js`);
-  const subjectOf = (id, n) => loaded(`${id}/subject-${n}.js`);
+  // A discipline with why its removed records were removed; a subject's records.
+  const load = (id) => Promise.all([loaded(`nodes/${id}/node.js`), loaded(`removed/${id}.js`)]).then(([node]) => node);
+  const subjectOf = (id, n) => loaded(`nodes/${id}/subject-${n}.js`);
 
   function removal(record) {
-    return state.index.removed[record.id];
+    return state.removed[record.id];
+  }
+
+  // A linked discipline is shown in the tree: its field and sub-field opened, its link marked.
+  function reveal(id) {
+    for (const link of document.querySelectorAll("#tree a.current")) link.classList.remove("current");
+    const link = document.querySelector(`#tree a[data-node="${CSS.escape(id)}"]`);
+    if (!link) return;
+    link.classList.add("current");
+    for (let box = link.closest("details"); box; box = box.parentElement.closest("details")) box.open = true;
   }
 
   function reason(entry) {
@@ -71,10 +81,15 @@ const glanBrowse = (() => {
     return entry.reason;
   }
 
+  // A record's question and answer as words, the answer's taken from its rendered HTML (stored once).
+  const reader = new DOMParser();
+  const searchable = (record) =>
+    (record.text ??= (record.question + "\n" + reader.parseFromString(record.answer_html, "text/html").body.textContent).toLowerCase());
+
   function passes(record) {
     const value = (id) => $(id).value;
     const words = value("search").trim().toLowerCase();
-    if (words && !(record.question + "\n" + record.answer).toLowerCase().includes(words)) return false;
+    if (words && !searchable(record).includes(words)) return false;
     if (value("difficulty") && record.difficulty !== value("difficulty")) return false;
     if (value("strategy") && record.strategy !== value("strategy")) return false;
     const removed = Boolean(removal(record));
@@ -117,7 +132,7 @@ const glanBrowse = (() => {
     if (box.querySelector(".session")) return;
     box.append(...subject.sessions.map((session, i) => {
       const asked = part.records.filter((r) => r.sessions[0] === i + 1);
-      return el("details", { class: "session" }, el("summary", { text: `Session ${i + 1}: ${session.title}` }),
+      return el("details", { class: "session", "data-session": i + 1 }, el("summary", { text: `Session ${i + 1}: ${session.title}` }),
         el("p", { text: session.description }), el("p", {}, el("b", { text: "Key concepts: " }), session.key_concepts.join(", ")),
         ...asked.map((r) => questionLink(part.node, r)));
     }));
@@ -131,7 +146,8 @@ const glanBrowse = (() => {
       el("h2", { text: "Answer" }), el("div", { class: "answer", html: record.answer_html })];
     if (record.judge) parts.push(el("h3", { text: "Judge" }), el("pre", { class: "judge", text: JSON.stringify(record.judge, null, 1) }));
     if (removed) parts.push(el("p", { class: "reason", text: "Removed: " + reason(removed) }));
-    parts.push(el("p", { class: "hint" }, "Link: ", el("code", { text: location.href })));
+    // the link as a path in the project, the same on every machine that has the build
+    parts.push(el("p", { class: "hint" }, "Link: ", el("a", { href: location.hash }, el("code", { text: "results/browse/index.html" + location.hash }))));
     $("pair").replaceChildren(...parts);
   }
 
@@ -140,11 +156,19 @@ const glanBrowse = (() => {
     const id = wanted.get("node");
     if (!id || !state.index.nodes[id]) return;
     const node = await load(id);
+    reveal(id);
     if (state.shown !== node) showDiscipline(node);
     if (!wanted.has("subject")) return;
     const part = await subjectOf(id, Number(wanted.get("subject")));
     const record = part.records.find((r) => r.id === wanted.get("record"));
-    if (record) showPair(node, record);
+    if (!record) return;
+    showPair(node, record);
+    const box = document.querySelector(`#discipline details.subject[data-subject="${record.subject}"]`);
+    if (!box) return;  // a filtered list is shown
+    box.open = true;
+    fillSubject(box, node.subjects[record.subject], part);
+    box.querySelector(`details.session[data-session="${record.sessions[0]}"]`).open = true;
+    for (const link of document.querySelectorAll("#discipline a.question")) link.classList.toggle("current", link.dataset.record === record.id);
   }
 
   function index(data) {
@@ -157,14 +181,19 @@ const glanBrowse = (() => {
   }
 
   function node(data) {
-    state.waiting[`${data.id}/node.js`].resolve(data);
+    state.waiting[`nodes/${data.id}/node.js`].resolve(data);
+  }
+
+  function removed(data) {
+    Object.assign(state.removed, data.removed);
+    state.waiting[`removed/${data.node}.js`].resolve(data);
   }
 
   function subject(data) {
     data.records.forEach((r) => { r.subject = data.subject; });
     state.subjects[`${data.node}/${data.subject}`] = data;
-    state.waiting[`${data.node}/subject-${data.subject}.js`].resolve(data);
+    state.waiting[`nodes/${data.node}/subject-${data.subject}.js`].resolve(data);
   }
 
-  return { index, node, subject };
+  return { index, node, removed, subject };
 })();
