@@ -41,8 +41,9 @@ def chromium() -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
 
 
-def sizes(folder: Path) -> dict[str, float]:
+def sizes(folder: Path, records: int) -> dict[str, float]:
     files = [p for p in folder.rglob("*") if p.is_file()]
+    subject_bytes = sum(p.stat().st_size for p in folder.glob("data/nodes/**/subject-*.js"))
     largest = lambda pattern: max((p.stat().st_size for p in folder.glob(pattern)), default=0)  # noqa: E731
     return {
         "files": len(files),
@@ -51,6 +52,7 @@ def sizes(folder: Path) -> dict[str, float]:
         "largest node.js KB": largest("data/nodes/**/node.js") / 1e3,
         "largest subject file KB": largest("data/nodes/**/subject-*.js") / 1e3,
         "largest removed file KB": largest("data/removed/**/*.js") / 1e3,
+        "subject files, B a record": subject_bytes / max(records, 1),
     }
 
 
@@ -101,7 +103,7 @@ def main() -> None:
             try:
                 records = sum(1 for _ in (workspace.dir / "results/dataset.jsonl").open("rb"))
                 page = workspace.dir / PAGE
-                columns[name] = {"records": records, **sizes(page.parent), **load_times(driver, page)}
+                columns[name] = {"records": records, **sizes(page.parent, records), **load_times(driver, page)}
             finally:
                 workspace.cleanup()
     finally:
