@@ -105,6 +105,7 @@ def test_the_reports_picture_is_the_page_opened_at_the_first_kept_record(first_b
 
     first = orjson.loads((first_build.dir / "results/clean/dataset.jsonl").read_bytes().splitlines()[0])
     link = first_kept(first_build.dir / "results/clean/dataset.jsonl", first_build.dir / "results/nodes")
+    browser.get("about:blank")  # a fresh page: the same page at another link would keep an earlier search
     browser.get((first_build.dir / "results/browse/index.html").as_uri() + link)
     assert shown(browser, "#pair .asked").text == first["messages"][0]["content"]
     node = shown(browser, "#tree a.node.current")  # the tree opened down to the record's discipline
