@@ -14,7 +14,6 @@ from Markdown here, with raw HTML escaped.
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import orjson
 from markdown_it import MarkdownIt
 
-from glan.io import read_json, read_jsonl, write_bytes_atomic
+from glan.io import copy_atomic, read_json, read_jsonl, write_bytes_atomic
 from glan.stages import STAGES
 
 PAGE = Path(__file__).parent
@@ -54,7 +53,7 @@ def record_view(record: dict) -> dict:
 def write_node(node_dir: Path, records_file: str, folder: Path) -> None:
     """A discipline's folder: its syllabi (`node.js`) and each subject's records (`subject-<n>.js`)."""
     node = read_json(node_dir / "node.json")
-    subjects = read_json(node_dir / "syllabus.json")["subjects"]
+    subjects = read_json(node_dir / STAGES["syllabus"].output)["subjects"]
     number = {subject["name"]: n for n, subject in enumerate(subjects)}
     records: list[list[dict]] = [[] for _ in subjects]
     for record in read_jsonl(node_dir / records_file):
@@ -92,7 +91,7 @@ def index(node_dirs: Iterable[Path], removed: dict[str, dict[str, dict]], accoun
     nodes = {}
     for node_dir in node_dirs:
         node = read_json(node_dir / "node.json")
-        subjects = read_json(node_dir / "syllabus.json")["subjects"]
+        subjects = read_json(node_dir / STAGES["syllabus"].output)["subjects"]
         records = sum(1 for _ in read_jsonl(node_dir / STAGES["questions"].output))
         usage = by_node.get(node["id"], {})
         removed_here = len(removed.get(node["id"], {}))
@@ -122,5 +121,4 @@ def write_page(node_dirs: Iterable[Path], removals: Iterable[Path], accounting: 
         )
     write_bytes_atomic(folder / "data/index.js", script("index", summary))
     for name in PAGE_FILES:
-        shutil.copyfile(PAGE / name, folder / f".{name}.tmp")
-        (folder / f".{name}.tmp").replace(folder / name)
+        copy_atomic(PAGE / name, folder / name)

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 import orjson
 
 from glan.io import read_json
+from glan.stages import STAGES
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 WINDOW = (1400, 1000)
@@ -48,7 +49,7 @@ def first_kept(kept: Path, node_files: Path) -> str:
         return ""
     record = orjson.loads(line)
     provenance = record["provenance"]
-    subjects = read_json(node_files / provenance["node"] / "syllabus.json")["subjects"]
+    subjects = read_json(node_files / provenance["node"] / STAGES["syllabus"].output)["subjects"]
     subject = next(n for n, s in enumerate(subjects) if s["name"] == provenance["subject"])
     return "#" + urlencode({"node": provenance["node"], "subject": subject, "record": record["id"]})
 
