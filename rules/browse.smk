@@ -60,7 +60,10 @@ rule browse_screenshot:
         index=rules.browse.output.index,
         removed=rules.browse.output.removed,
         nodes=rules.browse.input.nodes,
-        kept="results/clean/dataset.jsonl",
+        # the clean dataset's first record, where the picture opens the page
+        facts=FACTS,
+        records=NODE_RECORDS,
+        removals=REMOVALS,
     output:
         report(
             "results/report/browser.png",

@@ -18,10 +18,11 @@ REMOVED_BY = {
 
 # What the whole-dataset steps need of each record (folded question, MinHash, benchmark matches, usage
 # of its replies, its Parquet row), computed per discipline: after an edit of one discipline only its
-# facts are computed again, and dedup, decontaminate, accounting, export and plots only join them.
+# facts are computed again, and dedup, decontaminate, accounting, export and plots only join them. The
+# cleaning steps write what they remove; what stays is the facts less the removal files.
 rule facts:
     input:
-        records=node_file(STAGES["judge" if JUDGE else "answers"].output),
+        records=node_file(RECORDS),
         benchmarks=BENCHMARKS,
     output:
         facts=node_file("facts.parquet"),
@@ -46,10 +47,9 @@ rule facts:
 # of a question must not make dedup drop a later, better one.
 rule judge_filter:
     input:
-        dataset="results/dataset.jsonl",
         facts=FACTS,
+        records=NODE_RECORDS,
     output:
-        kept="results/clean/graded.jsonl",
         removed="results/clean/low_scores.jsonl",
         report="results/clean/judge.json",
     log:
@@ -66,12 +66,11 @@ rule judge_filter:
 
 rule dedup:
     input:
-        dataset=rules.judge_filter.output.kept if JUDGE else "results/dataset.jsonl",
         facts=FACTS,
-        # what the steps before removed: with the facts, what the input file holds (glan.dataset.facts)
+        records=NODE_RECORDS,
+        # what the steps before removed: with the facts, what the step's input holds (glan.dataset.composition)
         removed=REMOVED_BY["dedup"],
     output:
-        kept="results/clean/deduplicated.jsonl",
         removed="results/clean/duplicates.jsonl",
     log:
         "logs/clean/dedup.log",
@@ -87,12 +86,11 @@ rule dedup:
 
 rule decontaminate:
     input:
-        dataset="results/clean/deduplicated.jsonl",
         facts=FACTS,
+        records=NODE_RECORDS,
         removed=REMOVED_BY["decontaminate"],
         benchmarks=BENCHMARKS,
     output:
-        kept="results/clean/dataset.jsonl",
         removed="results/clean/contaminated.jsonl",
         report="results/clean/contamination.json",
     log:

@@ -1,6 +1,6 @@
 rule dataset:
     input:
-        expand(node_file(STAGES["judge" if JUDGE else "answers"].output), node=NODES),
+        NODE_RECORDS,
     output:
         "results/dataset.jsonl",
     log:

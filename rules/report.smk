@@ -21,9 +21,10 @@ rule accounting:
 rule plots:
     input:
         facts=FACTS,
+        records=NODE_RECORDS,
         removed=REMOVED_BY["export"],
-        train="results/export/train.jsonl",
-        test="results/export/test.jsonl",
+        # the split is the export's (glan.dataset.export.held_out), counted from the facts
+        manifest=rules.export.output.manifest,
         duplicates="results/clean/duplicates.jsonl",
         contamination="results/clean/contamination.json",
         accounting="results/report/accounting.json",
@@ -83,6 +84,8 @@ rule plots:
         "benchmarks/report/plots.tsv"
     conda:
         "../envs/glan.yaml"
+    params:
+        split={k: config["export"][k] for k in ("max_test_share", "seed", "test_per_discipline")},
     script:
         "../scripts/plots.py"
 

@@ -12,9 +12,9 @@ from glan.io import write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-source = Composition(snakemake.input.facts, snakemake.input.dataset, removed_ids(snakemake.input.removed))
+source = Composition(snakemake.input.facts, snakemake.input.records, removed_ids(snakemake.input.removed))
 removals, report = decontaminate(source, snakemake.params.settings)
-sift(removals, snakemake.output.kept, snakemake.output.removed)
+sift(removals, snakemake.output.removed)
 write_json(snakemake.output.report, report)
 log = logging.getLogger("glan")
 log.info("decontaminate: %(records_in)d records in, %(records_out)d kept", report)

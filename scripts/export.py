@@ -1,7 +1,8 @@
-"""Split the clean dataset into train and test and write JSONL, Parquet and a `datasets` folder with a card.
+"""Split the clean dataset into train and test, and write it as shards of Parquet and JSONL files in the Hub's
+layout with a dataset card; the logic lives in glan.dataset.export and glan.dataset.shards.
 
-Two passes over the disciplines' facts, so memory does not grow with the dataset: the first picks the test
-questions and the Parquet schema, the second routes each record to its split's files."""
+One pass over the disciplines' facts picks each split's records, a discipline at a time; then only the shards
+whose records changed are written, so memory and time follow the edit, not the dataset."""
 
 import sys
 
@@ -13,24 +14,30 @@ from collections import Counter
 from pathlib import Path
 
 from glan.dataset.composition import Composition, removed_ids
-from glan.dataset.export import survey, write_exports
-from glan.io import iter_jsonl, read_json
+from glan.dataset.export import write_exports
+from glan.io import iter_jsonl, read_json, write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-settings = snakemake.params.settings
-source = Composition(snakemake.input.facts, snakemake.input.dataset, removed_ids(snakemake.input.removed))
-found = survey(source, settings)
+inputs, outputs = snakemake.input, snakemake.output
+source = Composition(inputs.facts, inputs.records, removed_ids(inputs.removed))
 facts = {
-    "taxonomy": {
-        "path": snakemake.input.taxonomy,
-        "sha256": hashlib.sha256(Path(snakemake.input.taxonomy).read_bytes()).hexdigest(),
-    },
-    "duplicates": Counter(d["reason"] for d in iter_jsonl(snakemake.input.duplicates)),
-    "contamination": read_json(snakemake.input.contamination),
-    "accounting": read_json(snakemake.input.accounting),
-    **({"judge": read_json(snakemake.input.judge)} if snakemake.input.judge else {}),
+    "taxonomy": {"path": inputs.taxonomy, "sha256": hashlib.sha256(Path(inputs.taxonomy).read_bytes()).hexdigest()},
+    "duplicates": Counter(d["reason"] for d in iter_jsonl(inputs.duplicates)),
+    "contamination": read_json(inputs.contamination),
+    "accounting": read_json(inputs.accounting),
+    **({"judge": read_json(inputs.judge)} if inputs.judge else {}),
 }
-paths = {name: getattr(snakemake.output, name) for name in snakemake.output.keys()}
-tally = write_exports(source, found, facts, settings, paths)
-logging.getLogger("glan").info("export: train=%d test=%d", tally.count("train"), tally.count("test"))
+shards = write_exports(source, facts, snakemake.params.settings, Path(outputs.manifest).parent, outputs.card)
+written = shards.pop("written")
+write_json(outputs.manifest, shards)
+records = Counter()
+for shard in shards["shards"]:
+    records[shard["split"]] += shard["records"]
+logging.getLogger("glan").info(
+    "export: train=%d test=%d in %d shards, %d written",
+    records["train"],
+    records["test"],
+    len(shards["shards"]),
+    len(written),
+)

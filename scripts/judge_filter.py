@@ -12,8 +12,8 @@ from glan.io import write_json
 from glan.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-removals, report = judge_filter(Composition(snakemake.input.facts, snakemake.input.dataset), snakemake.params.settings)
-sift(removals, snakemake.output.kept, snakemake.output.removed)
+removals, report = judge_filter(Composition(snakemake.input.facts, snakemake.input.records), snakemake.params.settings)
+sift(removals, snakemake.output.removed)
 write_json(snakemake.output.report, report)
 logging.getLogger("glan").info(
     "judge_filter: %(records_in)d records in, %(records_out)d kept, %(removed_low_score)d below the minimums, "

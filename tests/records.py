@@ -53,9 +53,9 @@ def make_record(
 
 
 def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cache=None) -> Composition:
-    """`records` as the whole-dataset steps see them: `dataset.jsonl` in `folder`, and their facts as the
-    facts jobs write them, a file per run of records of one node, in order (`cache`, anything with
-    .get(key), gives the usage of their replies)."""
+    """`records` as the whole-dataset steps see them: a records file per run of records of one node, in order,
+    with its facts as the facts jobs write them (`cache`, anything with .get(key), gives the usage of their
+    replies); and `dataset.jsonl`, their concatenation, in `folder`."""
     from itertools import groupby
 
     from glan.dataset import facts
@@ -64,7 +64,7 @@ def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cach
 
     settings = {"dedup": dedup, "decontaminate": decontaminate}
     screen = Screen(decontaminate)
-    paths = []
+    paths, sources = [], []
     runs = groupby(records, key=lambda r: r["provenance"]["node"])
     for number, (_, run) in enumerate(runs):
         run = list(run)
@@ -72,10 +72,11 @@ def facts_of(records: list[dict], folder, dedup: dict, decontaminate: dict, cach
         path.parent.mkdir(parents=True, exist_ok=True)
         facts.write(path, facts.compute(lines_of(run), run, settings, screen))
         facts.write_usage(Path(folder) / f"usage-{number:05d}.json", node_usage(run, cache or {}))
+        (Path(folder) / f"records-{number:05d}.jsonl").write_bytes(b"".join(lines_of(run)))
         paths.append(path)
-    dataset = Path(folder) / "dataset.jsonl"
-    dataset.write_bytes(b"".join(lines_of(records)))
-    return Composition(paths, dataset)
+        sources.append(Path(folder) / f"records-{number:05d}.jsonl")
+    (Path(folder) / "dataset.jsonl").write_bytes(b"".join(lines_of(records)))
+    return Composition(paths, sources)
 
 
 def lines_of(records: list[dict]) -> list[bytes]:

@@ -27,7 +27,8 @@ from glan.dataset.facts import read_usage
 from glan.dataset.composition import Composition
 path, out = map(Path, sys.argv[1:3])
 DEFAULTS = json.loads(sys.argv[3])  # the config's defaults, passed in: loading the config would weigh on the peak
-source = Composition(sorted(path.parent.glob(path.stem + "-facts/facts-*.parquet")), path)
+folder = path.parent / (path.stem + "-facts")
+source = Composition(sorted(folder.glob("facts-*.parquet")), sorted(folder.glob("records-*.jsonl")))
 """
 STEPS = {
     "concatenate": """
@@ -39,21 +40,21 @@ from glan.dataset.accounting import account
 account(map(read_usage, sorted(path.parent.glob(path.stem + "-facts/usage-*.json"))), {})
 """,
     "summary": """
+from glan.dataset.facts import REPORTED
 from glan.dataset.report.numbers import summarise
 accounting = dict.fromkeys(("totals", "by_stage", "by_model", "unpriced_models"))
-facts = (part.fact(i) for part in source.parts() for i in range(len(part)))
-splits = {"train": facts, "test": iter(())}
+splits = {"train": (part.node.table(REPORTED, part.rows) for part in source.parts()), "test": iter(())}
 summarise(0, splits, iter(()), DEFAULTS["clean"]["decontaminate"], accounting, {})
 """,
     "dedup-exact": """
 from glan.dataset.clean import deduplicate, sift
 dedup = {**DEFAULTS["clean"]["dedup"], "near": False}
-sift(deduplicate(source, dedup), out / "kept.jsonl", out / "removed.jsonl")
+sift(deduplicate(source, dedup), out / "removed.jsonl")
 """,
     "decontaminate": """
 from glan.dataset.clean import decontaminate, sift
 removals, _ = decontaminate(source, DEFAULTS["clean"]["decontaminate"])
-sift(removals, out / "kept.jsonl", out / "removed.jsonl")
+sift(removals, out / "removed.jsonl")
 """,
     "export": """
 from glan.dataset import export
@@ -65,9 +66,7 @@ about = {
     "contamination": {"ngram": 13, "threshold": 0.5, "fields": ["question"], "benchmarks": []},
     "accounting": {"by_stage": {}, "unpriced_models": []},
 }
-names = ("train", "test", "train_parquet", "test_parquet", "hf_train", "hf_test", "hf_card")
-out = {name: out / name for name in names}
-export.write_exports(source, export.survey(source, settings), about, settings, out)
+export.write_exports(source, about, settings, out, out / "hf" / "README.md")
 """,
 }
 

@@ -17,8 +17,8 @@ is a function of the input alone: the first of several duplicates stays, later o
   from the grades in the records, never from the judge, is what makes changing a threshold free.
 
 What costs per record (folded keys, MinHash signatures, n-gram matches) is computed per discipline into its
-facts (glan.dataset.facts); the steps here read those and only decide, in order. A kept record's line
-is copied as it is in the step's input file.
+facts (glan.dataset.facts); the steps here read those and only decide, in order, and write what they
+remove: what stays is the facts less the removal files (glan.dataset.composition).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from glan.dataset.composition import Composition, Part, copy_lines
+from glan.dataset.composition import Composition, Part
 from glan.io import dump_line, open_atomic
 
 # Per discipline of a file, the records a step removes: their place in the part, and the entry saying why.
@@ -402,22 +402,16 @@ def judge_filter(source: Composition, settings: dict) -> tuple[Removals, dict]:
     return screen(), report
 
 
-def sift(removals: Removals, kept: str | Path, removed: str | Path) -> Counter:
-    """Copy the line of each record that stays to `kept`, as it is in the source file, and write each
-    removal entry to `removed`, a discipline at a time; count both.
+def sift(removals: Removals, removed: str | Path) -> Counter:
+    """Write each removal entry to `removed`, a discipline at a time; count them and the records that stay.
 
-    The counter has "kept" and one count per removal reason."""
+    The counter has "kept" and one count per removal reason. What stays is not written out: the next step
+    knows it from the facts less the removal files."""
     counts: Counter = Counter()
-    with open_atomic(kept) as kept_out, open_atomic(removed) as removed_out:
-
-        def picked() -> Iterator[tuple[Part, np.ndarray]]:
-            for part, entries in removals:
-                stays = np.ones(len(part), dtype=bool)
-                for i in sorted(entries):
-                    stays[i] = False
-                    counts[entries[i]["reason"]] += 1
-                    removed_out.write(dump_line(entries[i]))
-                yield part, stays
-
-        counts["kept"] = copy_lines(picked(), kept_out)
+    with open_atomic(removed) as out:
+        for part, entries in removals:
+            for i in sorted(entries):
+                counts[entries[i]["reason"]] += 1
+                out.write(dump_line(entries[i]))
+            counts["kept"] += len(part) - len(entries)
     return counts

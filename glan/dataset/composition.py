@@ -1,6 +1,7 @@
 """What a whole-dataset step's input holds, read from the disciplines' facts (glan.dataset.facts) a discipline
-at a time: the records files in taxonomy order, less what earlier steps removed (`Composition`), and the
-lines it keeps copied as byte ranges, so its memory does not grow with the dataset.
+at a time: the disciplines' records files in taxonomy order, less what earlier steps removed (`Composition`),
+and the lines it keeps copied as byte ranges of those files, so its memory does not grow with the dataset
+and no step writes a whole copy of it for the next.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO
 
 import numpy as np
 import orjson
@@ -21,6 +22,7 @@ from glan.io import iter_jsonl
 
 PREFIX = b'{"id":"'
 LSH = b"glan.lsh"  # the facts' metadata: the LSH bands and rows for the dedup threshold they were made for
+RECORDS = b"glan.records"  # and the sha256 of the records file they were made from
 
 
 def record_id(line: bytes) -> str:
@@ -62,6 +64,15 @@ class NodeFacts:
         """The export's columns as this discipline's records have them."""
         return pa.schema(list(self.file.schema_arrow.field("record").type))
 
+    def records_digest(self) -> str:
+        """The sha256 of the records file these facts were made from: what the export's shards are keyed by."""
+        return self.file.schema_arrow.metadata[RECORDS].decode()
+
+    def table(self, names: Iterable[str], rows: np.ndarray) -> pa.Table:
+        """The columns `names` of the records of `rows`."""
+        taken = pa.array(rows, pa.int64())
+        return pa.table({name: self.column(name).take(taken) for name in names})
+
     def value(self, name: str, row: int):
         """One value, for a step that reads a few rows of a column (the whole column: `columns`)."""
         return self.column(name)[row].as_py()
@@ -70,85 +81,67 @@ class NodeFacts:
         return self.file.metadata.num_rows
 
 
-class RecordFacts(Protocol):
-    """A record's facts by column name: a Fact, or a plain dict in tests."""
-
-    def __getitem__(self, name: str) -> Any: ...
-
-
-@dataclass(frozen=True)
-class Fact:
-    """Where a record's facts are: its discipline and its row there."""
-
-    node: NodeFacts
-    row: int
-
-    def __getitem__(self, name: str):
-        return self.node.columns[name][self.row]
-
-
 @dataclass
 class Part:
-    """The records of one discipline that a whole-dataset file holds: their rows in the discipline's facts,
-    and where their lines are in the file."""
+    """The records of one discipline that a whole-dataset step reads: their rows in the discipline's facts,
+    and where their lines are in its records file."""
 
     node: NodeFacts
     rows: np.ndarray
     starts: np.ndarray
     lengths: np.ndarray
-    source: int  # the file's descriptor, open while the step runs
+    source: int  # the records file's descriptor, open while the step is inside the part
 
     def __len__(self) -> int:
         return len(self.rows)
-
-    def fact(self, i: int) -> Fact:
-        return Fact(self.node, int(self.rows[i]))
 
     def record(self, i: int) -> dict:
         return orjson.loads(os.pread(self.source, int(self.lengths[i]), int(self.starts[i])))
 
 
 class Composition:
-    """What a whole-dataset file is made of, known without reading it: the records of the disciplines'
-    files in taxonomy order (results/dataset.jsonl is their concatenation), less those that earlier steps
-    removed (their removal files name them by id). A step reads the facts of those records a discipline
-    at a time and copies the lines it keeps as byte ranges of the file; the file's size, checked against
-    the lines' lengths in the facts, tells a stale file from a good one."""
+    """What a whole-dataset step's input is made of, known without reading the records: each discipline's
+    records file (results/dataset.jsonl is their concatenation) in taxonomy order, less the records that
+    earlier steps removed (their removal files name them by id). A step reads the facts of those records a
+    discipline at a time and copies the lines it keeps as byte ranges of the discipline's file; the file's
+    size, checked against the lines' lengths in the facts, tells a stale file from a good one."""
 
     def __init__(
         self,
         facts: Iterable[str | Path],
-        source: str | Path,
+        records: Iterable[str | Path],
         removed: Iterable[str] = (),
         only: Iterable[str] | None = None,
     ):
-        """`only`, if given, names the records the file holds (of those not removed): a split's file."""
+        """`records` are the disciplines' records files, in the order of their `facts`; `only`, if given,
+        names the records the input holds (of those not removed)."""
         self.facts = [str(p) for p in facts]
-        self.source = str(source)
+        self.records = [str(p) for p in records]
+        if len(self.records) != len(self.facts):
+            raise ValueError(f"{len(self.facts)} facts files for {len(self.records)} records files")
         self.removed = pa.array(sorted(set(removed)), pa.string())
         self.only = None if only is None else pa.array(sorted(set(only)), pa.string())
 
-    def parts(self) -> Iterator[Part]:
-        """Each discipline's part of the file."""
-        offset = 0
-        with open(self.source, "rb") as handle:
-            for number, path in enumerate(self.facts):
-                node = NodeFacts(number, path)
-                ids = node.column("id")
-                kept = pc.invert(pc.is_in(ids, value_set=self.removed))
-                if self.only is not None:
-                    kept = pc.and_(kept, pc.is_in(ids, value_set=self.only))
-                rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False))
-                lengths = np.asarray(node.column("line_bytes").to_numpy(), dtype=np.int64)[rows]
-                starts = offset + np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-                offset += int(lengths.sum())
-                yield Part(node, rows, starts, lengths, handle.fileno())
-            size = os.fstat(handle.fileno()).st_size
-        if offset != size:
-            raise FactsMismatch(
-                f"{self.source} has {size} bytes, but its records' lines in the disciplines' facts add up to "
-                f"{offset}: the file and the facts are not of the same build; run snakemake again"
-            )
+    def parts(self, numbers: Iterable[int] | None = None) -> Iterator[Part]:
+        """Each discipline's part of the input (or those of the disciplines `numbers` gives, in that order);
+        its records file is open until the next part is asked for."""
+        for number in range(len(self.facts)) if numbers is None else numbers:
+            node = NodeFacts(number, self.facts[number])
+            ids = node.column("id")
+            kept = pc.invert(pc.is_in(ids, value_set=self.removed))
+            if self.only is not None:
+                kept = pc.and_(kept, pc.is_in(ids, value_set=self.only))
+            rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False))
+            every = np.asarray(node.column("line_bytes").to_numpy(), dtype=np.int64)
+            starts = np.concatenate(([0], np.cumsum(every)[:-1])).astype(np.int64)
+            with open(self.records[number], "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size != int(every.sum()):
+                    raise FactsMismatch(
+                        f"{self.records[number]} has {size} bytes, but its records' lines in {node.path} add up to "
+                        f"{int(every.sum())}: the file and its facts are not of the same build; run snakemake again"
+                    )
+                yield Part(node, rows, starts[rows], every[rows], handle.fileno())
 
     def bands(self) -> list[slice]:
         """The LSH bands of a signature, as the facts were made for (none without facts)."""

@@ -15,27 +15,21 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
-from contextlib import ExitStack
-from typing import NamedTuple
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
-from glan.dataset.composition import Composition, NodeFacts, copy_lines, record_table
-from glan.io import link_atomic, open_atomic, write_bytes_atomic
+from glan.dataset.composition import Composition, NodeFacts, Part, copy_lines, record_table
+from glan.dataset.shards import Piece, Shard, ShardFiles, manifest, plan
+from glan.io import open_atomic, write_bytes_atomic
 from glan.stages import GLAN_STAGES
 
 SPLITS = ("train", "test")
-BATCH_ROWS = 10_000  # records per Parquet row group: what the export holds in memory per split
-
-
-class Survey(NamedTuple):
-    """What the first pass over the dataset finds: the ids of the test questions and the Parquet schema."""
-
-    test_ids: set[str]
-    schema: pa.Schema
+BATCH_ROWS = 10_000  # records per Parquet row group
 
 
 def _rank(record_id: str, seed: int) -> int:
@@ -47,32 +41,20 @@ def held_out_count(count: int, settings: dict) -> int:
     return min(settings["test_per_discipline"], int(count * settings["max_test_share"]))
 
 
-def survey(source: Composition, settings: dict) -> Survey:
-    """The first pass: per discipline only the `test_per_discipline` best-ranked ids are kept (a heap),
-    and the schema is the disciplines' record schemas unified, as if inferred from every record at once."""
-    seed, most = settings["seed"], settings["test_per_discipline"]
-    best: dict[str, list[tuple[int, str]]] = {}  # node -> max-heap of (-rank, id), the `most` best ranks
-    counts: Counter = Counter()
-    schemas = []
-    for part in source.parts():
-        if len(part):
-            schemas.append(part.node.record_schema())
-        for row in part.rows.tolist():
-            node, record_id = part.node.columns["node"][row], part.node.columns["id"][row]
-            counts[node] += 1
-            heap = best.setdefault(node, [])
-            entry = (-_rank(record_id, seed), record_id)
-            if len(heap) < most:
-                heapq.heappush(heap, entry)
-            else:
-                heapq.heappushpop(heap, entry)
-    test_ids = {
-        record_id
-        for node, heap in best.items()
-        for _, record_id in sorted(heap, reverse=True)[: held_out_count(counts[node], settings)]
-    }
-    schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([("id", pa.string())])
-    return Survey(test_ids, schema)
+def held_out(part: Part, settings: dict) -> np.ndarray:
+    """Which records of a discipline's part go to the test split: the best-ranked ids, a mask over the part."""
+    ids = part.node.column("id").take(pa.array(part.rows, pa.int64())).to_pylist()
+    seed = settings["seed"]
+    chosen = heapq.nsmallest(held_out_count(len(ids), settings), range(len(ids)), key=lambda i: _rank(ids[i], seed))
+    test = np.zeros(len(ids), dtype=bool)
+    test[chosen] = True
+    return test
+
+
+def record_schema(source: Composition) -> pa.Schema:
+    """The disciplines' record schemas unified, as if inferred from every record at once."""
+    schemas = [node.record_schema() for node in source.nodes() if len(node)]
+    return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([("id", pa.string())])
 
 
 class CardCounts:
@@ -83,11 +65,13 @@ class CardCounts:
         self.models: dict[str, set[str]] = {stage: set() for stage in GLAN_STAGES}
 
     def add(self, name: str, node: NodeFacts, rows: np.ndarray) -> None:
-        paths, models = node.columns["path"], node.columns["models"]
-        for row in rows.tolist():
-            self.paths[name][tuple(paths[row])] += 1
-            for stage in GLAN_STAGES:
-                self.models[stage].add(models[row][stage])
+        """Count a discipline's records of a split (all of a discipline's records have its path)."""
+        if not len(rows):
+            return
+        self.paths[name][tuple(node.value("path", int(rows[0])))] += len(rows)
+        models = node.column("models").take(pa.array(rows, pa.int64())).combine_chunks()
+        for stage in GLAN_STAGES:
+            self.models[stage].update(pc.unique(models.field(stage)).to_pylist())
 
     def count(self, name: str) -> int:
         return self.paths[name].total()
@@ -125,7 +109,7 @@ def card(tally: CardCounts, facts: dict, settings: dict) -> str:
                 "config_name": "default",
                 # `datasets` cannot load an empty split: a build without test questions lists train alone
                 "data_files": [
-                    {"split": name, "path": f"data/{name}.parquet"}
+                    {"split": name, "path": f"data/{name}-*.parquet"}
                     for name in SPLITS
                     if tally.count(name) or name == "train"
                 ],
@@ -255,56 +239,57 @@ def judge_card(judge: dict, accounting: dict) -> str:
     )
 
 
-def write_exports(source: Composition, found: Survey, facts: dict, settings: dict, out: dict) -> CardCounts:
-    """The second pass, a discipline at a time: each split's records go to its JSONL file as byte ranges of
-    the source file and to its Parquet file from the discipline's facts (a row group per BATCH_ROWS
-    records); then the same Parquet files and a card go into the folder `datasets` loads.
-
-    `out` maps train, test, train_parquet, test_parquet, hf_train, hf_test, hf_card to paths; the card's
-    `configs` name the data files as data/train.parquet and data/test.parquet beside it.
-    """
-    tally = CardCounts()
-    record_type = pa.struct(list(found.schema))
-    with ExitStack() as files:
-        jsonl = {split: files.enter_context(open_atomic(out[split])) for split in SPLITS}
-        parquet = {
-            split: files.enter_context(
-                pq.ParquetWriter(
-                    files.enter_context(open_atomic(out[f"{split}_parquet"])), found.schema, compression="zstd"
-                )
+def pieces(source: Composition, settings: dict, tally: CardCounts) -> dict[str, list[Piece]]:
+    """Each split's records, a piece per discipline in taxonomy order, counted into `tally` for the card."""
+    split: dict[str, list[Piece]] = {name: [] for name in SPLITS}
+    for part in source.parts():
+        test = held_out(part, settings)
+        node = part.node.value("node", 0) if len(part.node) else str(part.node.number)
+        for name, picked in (("train", ~test), ("test", test)):
+            positions = np.flatnonzero(picked)
+            tally.add(name, part.node, part.rows[positions])
+            piece = Piece(
+                part.node.number,
+                node,
+                part.node.records_digest(),
+                positions,
+                part.rows[positions],
+                part.lengths[positions],
             )
-            for split in SPLITS
-        }
-        batches: dict[str, list[pa.Table]] = {split: [] for split in SPLITS}
-        sizes: Counter = Counter()
+            split[name].append(piece)
+    return split
 
-        def flush(split: str, last: bool = False) -> None:
-            """Write the split's whole row groups (and, `last`, what is left, even nothing: an empty split
-            still gets a row group, as write_table gives)."""
-            table = pa.concat_tables(batches[split]) if batches[split] else found.schema.empty_table()
-            whole = table.num_rows - (0 if last else table.num_rows % BATCH_ROWS)
-            for start in range(0, max(whole, int(last)), BATCH_ROWS):
-                parquet[split].write_table(table.slice(start, BATCH_ROWS))
-            rest = table.slice(whole)
-            batches[split], sizes[split] = ([rest] if rest.num_rows else []), rest.num_rows
 
-        for part in source.parts():
-            ids = [part.node.columns["id"][row] for row in part.rows.tolist()]
-            test = np.fromiter((i in found.test_ids for i in ids), dtype=bool, count=len(ids))
-            for split, picked in (("train", ~test), ("test", test)):
-                if not picked.any():
-                    continue
-                copy_lines([(part, picked)], jsonl[split])
-                rows = part.rows[picked]
-                tally.add(split, part.node, rows)
-                batches[split].append(record_table(part.node, rows, record_type))
-                sizes[split] += len(rows)
-                if sizes[split] >= BATCH_ROWS:
-                    flush(split)
-        for split in SPLITS:
-            if sizes[split] or not tally.count(split):
-                flush(split, last=True)
-    for name in SPLITS:
-        link_atomic(out[f"{name}_parquet"], out[f"hf_{name}"])
-    write_bytes_atomic(out["hf_card"], card(tally, facts, settings).encode())
-    return tally
+def write_shard(source: Composition, schema: pa.Schema, shard: Shard, paths: dict[str, Path]) -> None:
+    """One shard's Parquet file (a row group per BATCH_ROWS records, from the facts' rows) and JSONL file
+    (byte ranges of the disciplines' records files)."""
+    record_type = pa.struct(list(schema))
+    with open_atomic(paths["jsonl"]) as jsonl, open_atomic(paths["parquet"]) as handle:
+        with pq.ParquetWriter(handle, schema, compression="zstd") as parquet:
+            pending, groups = schema.empty_table(), 0
+            parts = source.parts([piece.number for piece in shard.pieces])
+            for piece, part in zip(shard.pieces, parts, strict=True):
+                copy_lines([(part, piece.positions)], jsonl)
+                pending = pa.concat_tables([pending, record_table(part.node, piece.rows, record_type)])
+                while pending.num_rows >= BATCH_ROWS:
+                    parquet.write_table(pending.slice(0, BATCH_ROWS))
+                    pending, groups = pending.slice(BATCH_ROWS), groups + 1
+            if pending.num_rows or not groups:  # an empty shard still gets a row group, as write_table gives
+                parquet.write_table(pending)
+
+
+def write_exports(source: Composition, facts: dict, settings: dict, root: str | Path, card_path: str | Path) -> dict:
+    """The split's shards in `root` (the export folder), written where their records changed, the dataset
+    card at `card_path` (hf/README.md), and the manifest of the shards (returned; shards.json)."""
+    tally = CardCounts()
+    schema = record_schema(source)
+    split = pieces(source, settings, tally)
+    most = settings["max_shard_bytes"]
+    shards = [
+        shard
+        for name in SPLITS
+        for shard in plan(name, split[name], most, schema.serialize().to_pybytes(), keep_empty=name == "train")
+    ]
+    written = ShardFiles(root).update(shards, lambda shard, paths: write_shard(source, schema, shard, paths))
+    write_bytes_atomic(card_path, card(tally, facts, settings).encode())
+    return {**manifest(shards, most), "written": [shard.path("parquet") for shard in written]}

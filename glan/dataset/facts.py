@@ -15,6 +15,7 @@ across disciplines, concatenation and totals (glan.dataset.clean, .export, .acco
   report and the dataset card count;
 - `contamination`: the record's benchmark matches as JSON (null where it has none);
 - `record`: the record itself, as the export's Parquet files hold it.
+Its metadata holds the LSH shape the signatures were made for and the sha256 of the records file.
 Beside it, `usage.json` holds the usage of the node's replies (`glan.dataset.accounting.node_usage`):
 apart, so that opening a facts file does not parse it.
 
@@ -24,6 +25,7 @@ reads these facts back.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import orjson
@@ -31,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from glan.dataset.clean import Screen, answer, exact_key, lsh_shape, minhash, question, words
-from glan.dataset.composition import LSH
+from glan.dataset.composition import LSH, RECORDS
 from glan.io import digest, open_atomic, write_bytes_atomic
 
 REPORTED = ["node", "path", "question_words", "answer_words", "difficulty", "strategy"]  # what the report counts
@@ -70,7 +72,8 @@ def compute(lines: list[bytes], records: list[dict], settings: dict, screen: Scr
         "record": pa.array(records) if records else pa.nulls(0),
     }
     shape = {LSH: orjson.dumps(lsh_shape(dedup))} if dedup["near"] else {}
-    return pa.table(columns).replace_schema_metadata(shape)
+    made_from = {RECORDS: hashlib.sha256(b"".join(lines)).hexdigest().encode()}
+    return pa.table(columns).replace_schema_metadata({**shape, **made_from})
 
 
 def write(path: str | Path, table: pa.Table) -> None:

@@ -13,8 +13,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
-import orjson
-
+from glan.dataset.composition import Composition
 from glan.io import read_json
 from glan.stages import STAGES
 
@@ -41,13 +40,11 @@ def find_browser(wanted: bool | str) -> str | None:
     return found
 
 
-def first_kept(kept: Path, node_files: Path) -> str:
+def first_kept(clean: Composition, node_files: Path) -> str:
     """The page's link (`#node=...&subject=...&record=...`) to the clean dataset's first record."""
-    with kept.open("rb") as lines:
-        line = lines.readline()
-    if not line.strip():
+    record = next((part.record(0) for part in clean.parts() if len(part)), None)
+    if record is None:
         return ""
-    record = orjson.loads(line)
     provenance = record["provenance"]
     subjects = read_json(node_files / provenance["node"] / STAGES["syllabus"].output)["subjects"]
     subject = next(n for n, s in enumerate(subjects) if s["name"] == provenance["subject"])

@@ -10,7 +10,8 @@ from collections import Counter
 from collections.abc import Iterable
 from itertools import accumulate
 
-from glan.dataset.composition import RecordFacts
+import pyarrow as pa
+import pyarrow.compute as pc
 
 DIFFICULTIES = ("easy", "medium", "hard")
 STRATEGIES = ("single-session", "two-sessions")
@@ -18,7 +19,7 @@ STRATEGIES = ("single-session", "two-sessions")
 
 def summarise(
     generated: int,
-    splits: dict[str, Iterable[RecordFacts]],
+    splits: dict[str, Iterable[pa.Table]],
     duplicates: Iterable[dict],
     contamination: dict,
     accounting: dict,
@@ -27,8 +28,9 @@ def summarise(
 ) -> dict:
     """Counts, not records: every input is read once, as it comes, so memory does not grow with the dataset.
 
-    `generated` is the number of records in the raw dataset; each split gives, per record, its facts
-    (glan.dataset.facts: node, path, difficulty, strategy, question_words, answer_words).
+    `generated` is the number of records in the raw dataset; each split gives its records' facts as tables
+    (a discipline's at a time in the workflow) with the columns the report counts (glan.dataset.facts.REPORTED:
+    node, path, difficulty, strategy, question_words, answer_words), counted a column at a time.
 
     Lengths are {words: records} histograms as [words, records] pairs, bounded by the longest text.
     `judge` is the judge filter's report (results/clean/judge.json) when the judge is on: the summary then
@@ -40,16 +42,19 @@ def summarise(
     strategy: Counter[str] = Counter()
     lengths: dict[str, Counter[int]] = {"question": Counter(), "answer": Counter()}
     for name in ("train", "test"):
-        for fact in splits[name]:
-            sizes[name] += 1
-            path = fact["path"]
-            fields.setdefault(path[0], Counter())[name] += 1
-            entry = disciplines.setdefault(fact["node"], {"path": path, "train": 0, "test": 0})
-            entry[name] += 1
-            difficulty[fact["difficulty"]] += 1
-            strategy[fact["strategy"]] += 1
-            lengths["question"][fact["question_words"]] += 1
-            lengths["answer"][fact["answer_words"]] += 1
+        for table in splits[name]:
+            if not table.num_rows:
+                continue
+            sizes[name] += table.num_rows
+            for node, count in _counts(table["node"]).items():
+                path = table["path"][pc.index(table["node"], node).as_py()].as_py()
+                fields.setdefault(path[0], Counter())[name] += count
+                entry = disciplines.setdefault(node, {"path": path, "train": 0, "test": 0})
+                entry[name] += count
+            difficulty.update(_counts(table["difficulty"]))
+            strategy.update(_counts(table["strategy"]))
+            lengths["question"].update(_counts(table["question_words"]))
+            lengths["answer"].update(_counts(table["answer_words"]))
     reasons = Counter(d["reason"] for d in duplicates)
     graded = generated if judge is None else judge["counts"]["records_out"]
     return {
@@ -76,6 +81,12 @@ def summarise(
         "run": run,
         **({} if judge is None else {"judge": judge_section(judge, accounting)}),
     }
+
+
+def _counts(column: pa.ChunkedArray | pa.Array) -> dict:
+    """Records per value, in the order the values first come."""
+    counted = pc.value_counts(column)
+    return dict(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True))
 
 
 def judge_removed(judge: dict) -> dict[str, int]:
