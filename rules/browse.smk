@@ -79,6 +79,5 @@ rule browse_screenshot:
         "../envs/glan.yaml"
     params:
         browser=SCREENSHOT_BROWSER,
-        node_files=policy.NODE_FILES,
     script:
         "../scripts/browse.py"

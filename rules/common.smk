@@ -12,7 +12,9 @@ from glan.runtime.run import planned_requests
 from glan.stages import STAGES, enabled
 
 JUDGE = enabled(config, "judge")
-RECORDS = STAGES["judge" if JUDGE else "answers"].output  # a discipline's finished records
+RECORDS = STAGES[
+    "judge" if JUDGE else "answers"
+].output  # a discipline's finished records
 
 
 def node_file(name):
@@ -39,7 +41,9 @@ except policy.Refused as error:
 if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
 SERVED = policy.served_run(config, CLUSTER)
-NODE_RECORDS = expand(node_file(RECORDS), node=NODES)  # every discipline's, in taxonomy order
+NODE_RECORDS = expand(
+    node_file(RECORDS), node=NODES
+)  # every discipline's, in taxonomy order
 
 
 onstart:

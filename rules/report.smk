@@ -85,7 +85,10 @@ rule plots:
     conda:
         "../envs/glan.yaml"
     params:
-        split={k: config["export"][k] for k in ("max_test_share", "seed", "test_per_discipline")},
+        split={
+            k: config["export"][k]
+            for k in ("max_test_share", "seed", "test_per_discipline")
+        },
     script:
         "../scripts/plots.py"
 

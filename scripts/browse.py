@@ -17,7 +17,7 @@ if snakemake.rule == "browse_node":
     write_node(Path(snakemake.input.node).parent, Path(snakemake.input.records).name, Path(snakemake.output[0]))
 elif snakemake.rule == "browse_screenshot":
     clean = Composition(snakemake.input.facts, snakemake.input.records, removed_ids(snakemake.input.removals))
-    link = first_kept(clean, Path(snakemake.params.node_files))
+    link = first_kept(clean)
     take(snakemake.params.browser, Path(snakemake.input.page), link, Path(snakemake.output[0]), Path(snakemake.log[0]))
 else:
     nodes = [Path(path).parent for path in snakemake.input.syllabi]

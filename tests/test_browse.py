@@ -17,6 +17,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from glan.dataset.browse.screenshot import WINDOW, NoBrowser, find_browser, first_kept
+from glan.dataset.composition import Composition, removed_ids
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +104,13 @@ def test_the_reports_picture_is_the_page_opened_at_the_first_kept_record(first_b
     assert picture[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(picture[16:20], "big"), int.from_bytes(picture[20:24], "big")) == WINDOW
 
-    first = orjson.loads((first_build.dir / "results/clean/dataset.jsonl").read_bytes().splitlines()[0])
-    link = first_kept(first_build.dir / "results/clean/dataset.jsonl", first_build.dir / "results/nodes")
+    removed = removed_ids(sorted((first_build.dir / "results/clean").glob("*.jsonl")))  # the removal files
+    raw = [orjson.loads(line) for line in (first_build.dir / "results/dataset.jsonl").read_bytes().splitlines()]
+    first = next(record for record in raw if record["id"] not in removed)
+    order = list(dict.fromkeys(record["provenance"]["node"] for record in raw))  # taxonomy order
+    folders = [first_build.dir / "results/nodes" / node for node in order]
+    clean = Composition([f / "facts.parquet" for f in folders], [f / "answers.jsonl" for f in folders], removed)
+    link = first_kept(clean)
     browser.get("about:blank")  # a fresh page: the same page at another link would keep an earlier search
     browser.get((first_build.dir / "results/browse/index.html").as_uri() + link)
     assert shown(browser, "#pair .asked").text == first["messages"][0]["content"]

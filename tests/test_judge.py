@@ -53,6 +53,12 @@ def below(record: dict, min_score: int, criteria: dict) -> bool:
     return grade["overall"] < min_score or any(grade["scores"][c] < m for c, m in criteria.items())
 
 
+def graded(workflow: Workflow) -> list[dict]:
+    """The records the judge filter kept: the raw dataset less its removal file."""
+    removed = {entry["id"] for entry in records(workflow, "results/clean/low_scores.jsonl")}
+    return [r for r in records(workflow) if r["id"] not in removed]
+
+
 def assert_filtered(workflow: Workflow, min_score: int, criteria: dict) -> None:
     """The filter removed exactly the records under the minimums, each with its grade; the rest went on, in order."""
     raw = records(workflow)
@@ -60,7 +66,7 @@ def assert_filtered(workflow: Workflow, min_score: int, criteria: dict) -> None:
     assert 0 < len(low) < len(raw), "the minimums should remove some records and keep some"
     removed = records(workflow, "results/clean/low_scores.jsonl")
     assert [(e["id"], e["grade"]) for e in removed] == [(r["id"], r["provenance"]["judge"]) for r in low]
-    kept = records(workflow, "results/clean/graded.jsonl")
+    kept = graded(workflow)
     assert [r["id"] for r in kept] == [r["id"] for r in raw if not below(r, min_score, criteria)]
     report = read_json(workflow.path("results/clean/judge.json"))
     assert report["counts"]["removed_low_score"] == len(low) and report["counts"]["records_out"] == len(kept)
@@ -98,7 +104,7 @@ def test_the_judge_grades_every_pair_once_and_the_filter_removes_exactly_those_b
 
     stats = read_json(workflow.path("results/report/stats.json"))
     assert stats["judge"]["cost"]["requests"] == GRADES
-    assert stats["funnel"]["after_judge"] == len(records(workflow, "results/clean/graded.jsonl"))
+    assert stats["funnel"]["after_judge"] == len(graded(workflow))
     assert workflow.path("results/report/judge_scores.png").stat().st_size > 0
     card = workflow.path("results/export/hf/README.md").read_text()
     assert "## Judge" in card and f"Grading cost {GRADES} requests" in card

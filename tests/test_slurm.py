@@ -77,11 +77,13 @@ def test_a_build_through_slurm_submits_grouped_jobs_and_matches_a_local_build(tm
         for job_id, _ in submitted:
             shown = slurm.client("scontrol", "show", "job", job_id).stdout
             assert f"JobId={job_id}" in shown and "JobState=COMPLETED" in shown and f"NodeList={slurm.node}" in shown
-        # Grouping: one job per discipline for its four stages, one for the whole-dataset rules.
+        # Grouping: one job per discipline for its four stages, one for the whole-dataset rules, and the
+        # joined results/dataset.jsonl, which no whole-dataset rule reads, on its own.
         kinds = [kind for _, kind in submitted]
         per_discipline = [k for k in kinds if k.startswith("group_discipline_")]
         whole_dataset = [k for k in kinds if k.startswith("group_finish_")]
-        assert (len(per_discipline), len(whole_dataset), len(kinds)) == (DISCIPLINES, 1, DISCIPLINES + 1), kinds
+        assert (len(per_discipline), len(whole_dataset), len(kinds)) == (DISCIPLINES, 1, DISCIPLINES + 2), kinds
+        assert [k for k in kinds if not k.startswith("group_")] == [k for k in kinds if "dataset" in k], kinds
         print(f"\nSlurm: {len(submitted)} jobs {kinds} in {elapsed:.0f} s, at most {server.max_in_flight} in flight")
 
         # Nothing left to do through Slurm either, and nothing is sent again.

@@ -40,13 +40,16 @@ def find_browser(wanted: bool | str) -> str | None:
     return found
 
 
-def first_kept(clean: Composition, node_files: Path) -> str:
+def first_kept(clean: Composition) -> str:
     """The page's link (`#node=...&subject=...&record=...`) to the clean dataset's first record."""
-    record = next((part.record(0) for part in clean.parts() if len(part)), None)
-    if record is None:
+    parts = clean.parts()  # held: its records file stays open while the generator lives
+    part = next((part for part in parts if len(part)), None)
+    if part is None:
         return ""
+    record = part.record(0)
     provenance = record["provenance"]
-    subjects = read_json(node_files / provenance["node"] / STAGES["syllabus"].output)["subjects"]
+    folder = Path(clean.records[part.node.number]).parent  # the discipline's files, its syllabus among them
+    subjects = read_json(folder / STAGES["syllabus"].output)["subjects"]
     subject = next(n for n, s in enumerate(subjects) if s["name"] == provenance["subject"])
     return "#" + urlencode({"node": provenance["node"], "subject": subject, "record": record["id"]})
 
