@@ -1,15 +1,17 @@
-"""Whole-dataset steps after a one-node edit, against their full time (issue 15).
+"""Whole-dataset steps after a one-node edit, against their full time (issues 15 and 27).
 
 A built tree is made without an endpoint: every discipline gets synthetic records of the dataset's
 shape (questions of 40 to 80 words, answers of 150 to 350, 1% exact and 1% near duplicates, some
 across disciplines) and their replies in the cache, with every upstream artifact present and older.
-Then Snakemake runs only what follows the answers: the dataset, cleaning, accounting, export and
-the report. The full time is that first run; the edit rewrites one discipline's answers (as an edit
-of its prompt would) and the second run is timed against it. Per-rule seconds come from the rules'
-`benchmark:` files.
+Then Snakemake runs only what follows the answers: the facts, the dataset, cleaning, accounting,
+export, the report and the browser. The full time is that first run; the edit rewrites one
+discipline's answers as an edit of its answers prompt would (same questions and ids, new answers),
+or with `--edit questions` its questions too, and the second run is timed against it. Per-rule
+seconds and peak RSS come from the rules' `benchmark:` files.
 
-    python whole_dataset.py                        # 100,000 records: 50 disciplines of 2,000
-    python whole_dataset.py --disciplines 10 --records 1000
+    python whole_dataset.py                                  # 100,000 records: 50 disciplines of 2,000
+    python whole_dataset.py --disciplines 500                # 1,000,000 records
+    python whole_dataset.py --disciplines 10 --records 1000 --edit questions
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import argparse
 import csv
 import random
+import re
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import orjson
 import yaml
@@ -61,7 +65,7 @@ class Records:
         return self.text(40, 80)
 
     def node(self, node: str, path: list[str], count: int, version: str, cache) -> list[dict]:
-        records = []
+        records, stored = [], set()
         for index in range(count):
             subject = f"Subject {index % SUBJECTS} of {path[-1]}"
             question = self.question()
@@ -76,10 +80,9 @@ class Records:
             keys = {stage: _hash(key) for stage, key in keys.items()}
             answer = self.text(150, 350)
             for stage, key in keys.items():
-                completion = len(answer.split()) if stage == "answers" else self.chance.randint(50, 900)
-                usage = {"prompt_tokens": self.chance.randint(90, 1100), "completion_tokens": completion}
-                usage["total_tokens"] = usage["prompt_tokens"] + completion
-                cache.put(key, Entry(reply=Reply(text="{}", usage=usage)))
+                if key not in stored:  # records share their subjects and syllabus replies
+                    stored.add(key)
+                    self.store(cache, key, len(answer.split()) if stage == "answers" else self.chance.randint(50, 900))
             records.append(
                 {
                     "id": keys["questions"],
@@ -99,6 +102,23 @@ class Records:
                 }
             )
         return records
+
+    def store(self, cache, key: str, completion: int) -> None:
+        usage = {"prompt_tokens": self.chance.randint(90, 1100), "completion_tokens": completion}
+        usage["total_tokens"] = usage["prompt_tokens"] + completion
+        cache.put(key, Entry(reply=Reply(text="{}", usage=usage)))
+
+    def answered_again(self, records: list[dict], cache) -> list[dict]:
+        """The records with new answers to the same questions, as an edit of the answers prompt gives."""
+        edited = []
+        for record in records:
+            answer = self.text(150, 350)
+            key = _hash(f"{record['provenance']['keys']['answers']}|edited")
+            self.store(cache, key, len(answer.split()))
+            provenance = {**record["provenance"], "keys": {**record["provenance"]["keys"], "answers": key}}
+            messages = [record["messages"][0], {"role": "assistant", "content": answer}]
+            edited.append({**record, "messages": messages, "provenance": provenance})
+        return edited
 
 
 def _hash(text: str) -> str:
@@ -155,45 +175,70 @@ def write_answers(workspace: Workspace, node: str, records: list[dict]) -> None:
     (folder / "answers.rejects.jsonl").write_text("")
 
 
-def rule_seconds(workspace: Workspace, since: float) -> dict[str, float]:
-    """Seconds per rule, summed over the jobs that ran since `since` (their benchmark files)."""
+WHOLE = {"benchmarks", "clean", "report", "browse"}  # folders of the whole-dataset rules' benchmark and log files
+PEAK = re.compile(rb"peak RSS (\d+) MiB")
+
+
+def rule_name(path: Path, root: Path) -> str:
+    """A benchmark or log file's rule, with "(per node)" for a discipline's."""
+    name = "browse" if path.stem == "index" else "browser" if path.stem == "browser" else path.stem
+    whole = path.parent == root or path.parent.name in WHOLE and path.parent.parent == root
+    return name if whole else f"{name} (per node)"
+
+
+def rule_costs(workspace: Workspace, since: float) -> dict[str, tuple[float, float]]:
+    """Seconds per rule, summed over the jobs that ran since `since` (their benchmark files), and the largest
+    peak RSS of one of them in MiB (the VmHWM each job logs)."""
     seconds: dict[str, float] = defaultdict(float)
-    for tsv in (workspace.dir / "benchmarks").glob("**/*.tsv"):
-        if tsv.stat().st_mtime < since:
-            continue
-        with tsv.open() as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"))
-        rule = tsv.stem if tsv.parent.name in ("benchmarks", "clean", "report") else f"{tsv.stem} (per node)"
-        seconds[rule] += float(row["s"])
-    return dict(sorted(seconds.items()))
+    peaks: dict[str, float] = defaultdict(float)
+    benchmarks, logs = workspace.dir / "benchmarks", workspace.dir / "logs"
+    for tsv in benchmarks.glob("**/*.tsv"):
+        if tsv.stat().st_mtime >= since:
+            with tsv.open() as handle:
+                seconds[rule_name(tsv, benchmarks)] += float(next(csv.DictReader(handle, delimiter="\t"))["s"])
+    for log in logs.glob("**/*.log"):
+        if log.stat().st_mtime >= since and (found := PEAK.findall(log.read_bytes())):
+            peaks[rule_name(log, logs)] = max(peaks[rule_name(log, logs)], float(found[-1]))
+    return {rule: (seconds[rule], peaks.get(rule, 0.0)) for rule in sorted(seconds)}
 
 
-def timed_run(workspace: Workspace) -> tuple[float, dict[str, float]]:
+def timed_run(workspace: Workspace) -> tuple[float, dict[str, tuple[float, float]], str]:
     started = time.time()
     plan = workspace.snakemake("-n", "--cores", "2", "--rerun-triggers", "mtime")[1]
     assert "rule answers:" not in plan and "rule subjects:" not in plan, plan[-3000:]
     wall, _ = workspace.snakemake("--cores", "2", "--rerun-triggers", "mtime")
-    return wall, rule_seconds(workspace, started)
+    export_log = (workspace.dir / "logs/export.log").read_text().splitlines()
+    shards = next((line.split("export: ")[1] for line in reversed(export_log) if "export: " in line), "")
+    return wall, rule_costs(workspace, started), shards
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--disciplines", type=int, default=50)
     parser.add_argument("--records", type=int, default=2000, help="records per discipline")
+    parser.add_argument("--edit", choices=("answers", "questions"), default="answers", help="what the edit changes")
     parser.add_argument("--keep", action="store_true", help="keep the built tree and print where it is")
     args = parser.parse_args()
     taxonomy = synthetic_taxonomy(args.disciplines)
     overlay = {"select": [], "llm": {"backend": "openai", "model": "bench", "endpoint": "bench"}}
     workspace = Workspace(taxonomy, overlay)
     try:
+        started = time.time()
         nodes = write_built_tree(workspace, taxonomy, args.records)
-        full, full_rules = timed_run(workspace)
+        made = time.time() - started
+        full, full_rules, full_shards = timed_run(workspace)
         edited, path = nodes[len(nodes) // 2]
         with open_cache(workspace.dir / "cache") as cache:
-            records = Records(seed=2).node(edited, path, args.records, "v2", cache)
+            if args.edit == "questions":
+                records = Records(seed=2).node(edited, path, args.records, "v2", cache)
+            else:
+                answers = workspace.dir / "results/nodes" / edited / "answers.jsonl"
+                records = Records(seed=2).answered_again(
+                    list(map(orjson.loads, answers.read_bytes().splitlines())), cache
+                )
         time.sleep(0.02)
         write_answers(workspace, edited, records)
-        edit, edit_rules = timed_run(workspace)
+        edit, edit_rules, edit_shards = timed_run(workspace)
         write_json(workspace.dir / "bench-result.json", {"full": full_rules, "edit": edit_rules})
     finally:
         if args.keep:
@@ -201,11 +246,13 @@ def main() -> None:
         else:
             workspace.cleanup()
     total = args.disciplines * args.records
-    print(f"{total:,} records in {args.disciplines} disciplines; one discipline's answers edited")
-    print(f"{'rule':<28}{'full (s)':>10}{'after the edit (s)':>20}")
+    print(f"{total:,} records in {args.disciplines} disciplines (made in {made:.0f} s); one's {args.edit} edited")
+    print(f"{'rule':<22}{'full (s)':>10}{'peak RSS (MiB)':>15}{'after the edit (s)':>20}{'peak RSS (MiB)':>15}")
     for rule in sorted(set(full_rules) | set(edit_rules)):
-        print(f"{rule:<28}{full_rules.get(rule, 0):>10.2f}{edit_rules.get(rule, 0):>20.2f}")
-    print(f"snakemake, command to end: full {full:.1f} s, after the edit {edit:.1f} s = {edit / full:.0%} (target 10%)")
+        (a, ra), (b, rb) = full_rules.get(rule, (0, 0)), edit_rules.get(rule, (0, 0))
+        print(f"{rule:<22}{a:>10.2f}{ra:>15.0f}{b:>20.2f}{rb:>15.0f}")
+    print(f"export: full {full_shards}; after the edit {edit_shards}")
+    print(f"snakemake, command to end: full {full:.1f} s, after the edit {edit:.1f} s = {edit / full:.1%} (target 10%)")
     print(f"full time per million records: {full / total * 1e6:.0f} s")
 
 
