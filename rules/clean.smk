@@ -1,4 +1,5 @@
 from glan.config import config_slice
+from glan.dataset import FACTS_LAYOUT
 
 BENCHMARKS = [b["path"] for b in config["clean"]["decontaminate"]["benchmarks"]]
 FACTS = expand(node_file("facts.parquet"), node=NODES)
@@ -35,6 +36,8 @@ rule facts:
         "../envs/glan.yaml"
     params:
         settings={
+            # a facts file of another layout is made again (a change of params re-runs the job)
+            "layout": FACTS_LAYOUT,
             "dedup": config_slice(config, "clean", "dedup"),
             "decontaminate": config_slice(config, "clean", "decontaminate"),
             "cache_dir": config["cache_dir"],

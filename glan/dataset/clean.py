@@ -122,17 +122,24 @@ def _binary_values(column: pa.ChunkedArray, width: int) -> np.ndarray:
     return values.view("<u8").reshape(len(array), width)
 
 
+def band_keys(signatures: np.ndarray, spans: list[slice]) -> np.ndarray:
+    """Each signature's LSH bands, each reduced to 64 bits (the band summed with odd multipliers): what
+    `colliding` compares, kept in the facts so that the join reads 8 bytes a band, not the signature."""
+    multipliers = np.random.default_rng(0).integers(1, 2**63, size=signatures.shape[1], dtype=np.uint64) | 1
+    weighted = signatures * multipliers
+    return np.stack([weighted[:, span].sum(axis=1) for span in spans], axis=1).astype("<u8")
+
+
 def colliding(source: Composition, settings: dict) -> tuple[list[int], set[int]]:
     """Where each discipline's records start in the facts, and the places there of every record whose exact
     key or one of whose LSH bands another record shares. No other record can be a duplicate or have one,
     so only these need the sequential pass.
 
-    Each key is reduced to 64 bits (a band summed with odd multipliers, an exact digest's first half): a
-    clash of two different keys only adds a record here, never leaves one out. Records that earlier steps
-    removed are counted too, which also only adds."""
+    Each key is reduced to 64 bits (a band by `band_keys`, an exact digest's first half): a clash of two
+    different keys only adds a record here, never leaves one out. Records that earlier steps removed are
+    counted too, which also only adds."""
     exact, near = settings["exact"], settings["near"]
     spans = source.bands() if near else []
-    multipliers = np.random.default_rng(0).integers(1, 2**63, size=settings["num_perm"], dtype=np.uint64) | 1
     keys: list[list[np.ndarray]] = [[] for _ in range(len(spans) + int(exact))]
     starts = [0]
     for node in source.nodes():
@@ -140,9 +147,9 @@ def colliding(source: Composition, settings: dict) -> tuple[list[int], set[int]]
         if exact:
             keys[-1].append(_binary_values(node.column("exact"), 2)[:, 0])
         if near:
-            weighted = _binary_values(node.column("minhash"), settings["num_perm"]) * multipliers
-            for band, span in enumerate(spans):
-                keys[band].append(weighted[:, span].sum(axis=1))
+            bands = _binary_values(node.column("bands"), len(spans))
+            for band in range(len(spans)):
+                keys[band].append(bands[:, band])
     shared = np.zeros(starts[-1], dtype=bool)
     for column in keys:
         if column:
