@@ -6,8 +6,6 @@ import atexit
 import logging
 import resource
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 
 def peak_rss_mib() -> int:
@@ -28,7 +26,7 @@ def peak_rss_mib() -> int:
 def job_logger(path: str | None) -> logging.Logger:
     """A logger of one job's own, to its log file: several jobs may run in one process (the stage server)."""
     logger = logging.Logger(f"glan.{path}", logging.INFO)
-    logger.addHandler(_log_handler(path))
+    logger.addHandler(log_handler(path))
     return logger
 
 
@@ -42,24 +40,13 @@ def setup_logging(path: str | None) -> None:
     """The `glan` logger of a whole-dataset rule's script, to its log file; its last line is the
     script's peak RSS, since these rules read the whole dataset (bench/scale.py reports it)."""
     logger = logging.getLogger("glan")
-    logger.handlers[:] = [_log_handler(path)]
+    logger.handlers[:] = [log_handler(path)]
     logger.setLevel(logging.INFO)
     atexit.register(lambda: logger.info("process peak RSS %d MiB", peak_rss_mib()))
 
 
-@contextmanager
-def said_in_one_line(step: str, *errors: type[BaseException]) -> Iterator[None]:
-    """A whole-dataset script's `errors`, which say what to change, reach the person as one line (the
-    script's exit message, in Snakemake's output), their traceback the script's log: as a stage job's do
-    (glan.runtime.job.failure_paragraph)."""
-    try:
-        yield
-    except errors as error:
-        logging.getLogger("glan").exception("%s failed", step)
-        sys.exit(f"{step} failed: {error}")
-
-
-def _log_handler(path: str | None) -> logging.Handler:
+def log_handler(path: str | None) -> logging.Handler:
+    """A handler to a job's log file (to stderr without one), each line with its time and level."""
     handler = logging.FileHandler(path) if path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     return handler

@@ -25,7 +25,7 @@ rule browse_node:
     conda:
         "../envs/glan.yaml"
     script:
-        "../scripts/browse.py"
+        "../scripts/step.py"
 
 
 rule browse:
@@ -43,10 +43,8 @@ rule browse:
         "logs/browse/index.log",
     benchmark:
         "benchmarks/browse/index.tsv"
-    conda:
-        "../envs/glan.yaml"
-    script:
-        "../scripts/browse.py"
+    run:
+        step("browse", input, output, params, log, wildcards)
 
 
 # The browser was found on the host that runs Snakemake (report.screenshot), so the picture is taken there.
@@ -75,9 +73,7 @@ rule browse_screenshot:
         "logs/report/browser.log",
     benchmark:
         "benchmarks/report/browser.tsv"
-    conda:
-        "../envs/glan.yaml"
     params:
         browser=SCREENSHOT_BROWSER,
-    script:
-        "../scripts/browse.py"
+    run:
+        step("browse_screenshot", input, output, params, log, wildcards)

@@ -43,7 +43,7 @@ rule facts:
             "cache_dir": config["cache_dir"],
         },
     script:
-        "../scripts/facts.py"
+        "../scripts/step.py"
 
 
 # With the judge on, records graded below clean.judge's minimums go first: a low-scored first copy
@@ -59,12 +59,10 @@ rule judge_filter:
         "logs/clean/judge_filter.log",
     benchmark:
         "benchmarks/clean/judge_filter.tsv"
-    conda:
-        "../envs/glan.yaml"
     params:
         settings=config_slice(config, "clean", "judge"),
-    script:
-        "../scripts/judge_filter.py"
+    run:
+        step("judge_filter", input, output, params, log, wildcards)
 
 
 rule dedup:
@@ -79,12 +77,10 @@ rule dedup:
         "logs/clean/dedup.log",
     benchmark:
         "benchmarks/clean/dedup.tsv"
-    conda:
-        "../envs/glan.yaml"
     params:
         settings=config_slice(config, "clean", "dedup"),
-    script:
-        "../scripts/dedup.py"
+    run:
+        step("dedup", input, output, params, log, wildcards)
 
 
 rule decontaminate:
@@ -100,9 +96,7 @@ rule decontaminate:
         "logs/clean/decontaminate.log",
     benchmark:
         "benchmarks/clean/decontaminate.tsv"
-    conda:
-        "../envs/glan.yaml"
     params:
         settings=config_slice(config, "clean", "decontaminate"),
-    script:
-        "../scripts/decontaminate.py"
+    run:
+        step("decontaminate", input, output, params, log, wildcards)

@@ -1,9 +1,11 @@
 import os
+from types import SimpleNamespace
 
 import snakemake
 from snakemake.logging import logger
 
 from glan.config import stage_llm, stage_settings
+from glan.dataset import steps
 from glan.runtime import policy
 from glan.runtime.job import served
 from glan.runtime.preflight import ReadyJob
@@ -15,6 +17,17 @@ JUDGE = enabled(config, "judge")
 RECORDS = STAGES[
     "judge" if JUDGE else "answers"
 ].output  # a discipline's finished records
+
+
+# The whole-dataset steps after the facts are `run:` blocks (glan/dataset/steps.py). With profiles/default's
+# force-use-threads they run in Snakemake's own process, in its threads, where each module is imported once
+# and no interpreter starts for a step; without it, Snakemake spawns each as a Snakemake process of its own.
+def step(name, input, output, params, log, wildcards):
+    """Run the whole-dataset step `name` with the job's files, as a run: block has them."""
+    job = SimpleNamespace(
+        input=input, output=output, params=params, log=log, wildcards=wildcards
+    )
+    steps.run(name, job)
 
 
 def node_file(name):

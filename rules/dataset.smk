@@ -7,7 +7,5 @@ rule dataset:
         "logs/dataset.log",
     benchmark:
         "benchmarks/dataset.tsv"
-    conda:
-        "../envs/glan.yaml"
-    script:
-        "../scripts/dataset.py"
+    run:
+        step("dataset", input, output, params, log, wildcards)

@@ -18,9 +18,7 @@ rule export:
         "logs/export.log",
     benchmark:
         "benchmarks/export.tsv"
-    conda:
-        "../envs/glan.yaml"
     params:
         settings=config_slice(config, "export"),
-    script:
-        "../scripts/export.py"
+    run:
+        step("export", input, output, params, log, wildcards)

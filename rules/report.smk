@@ -10,12 +10,10 @@ rule accounting:
         "logs/report/accounting.log",
     benchmark:
         "benchmarks/report/accounting.tsv"
-    conda:
-        "../envs/glan.yaml"
     params:
         prices=config_slice(config, "prices"),
-    script:
-        "../scripts/accounting.py"
+    run:
+        step("accounting", input, output, params, log, wildcards)
 
 
 rule plots:
@@ -82,15 +80,13 @@ rule plots:
         "logs/report/plots.log",
     benchmark:
         "benchmarks/report/plots.tsv"
-    conda:
-        "../envs/glan.yaml"
     params:
         split={
             k: config["export"][k]
             for k in ("max_test_share", "seed", "test_per_discipline")
         },
-    script:
-        "../scripts/plots.py"
+    run:
+        step("plots", input, output, params, log, wildcards)
 
 
 rule judge_scores:
@@ -107,7 +103,5 @@ rule judge_scores:
         "logs/report/judge_scores.log",
     benchmark:
         "benchmarks/report/judge_scores.tsv"
-    conda:
-        "../envs/glan.yaml"
-    script:
-        "../scripts/judge_scores.py"
+    run:
+        step("judge_scores", input, output, params, log, wildcards)
