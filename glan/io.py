@@ -77,20 +77,6 @@ def copy_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
         shutil.copyfileobj(original, handle)
 
 
-def link_atomic(source: str | os.PathLike, path: str | os.PathLike) -> None:
-    """`path` becomes a second name of the finished file `source` (a copy where the filesystem has no hard
-    links or they cross devices): an export's twin files cost no second write."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_name(path)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        copy_atomic(source, path)
-        return
-    os.replace(tmp, path)
-
-
 def sum_path(path: str | os.PathLike) -> Path:
     return Path(f"{os.fspath(path)}{SUM}")
 
@@ -141,7 +127,7 @@ def read_checked(path: str | os.PathLike) -> bytes:
 
 
 def checked_lines(path: str | os.PathLike) -> list[bytes]:
-    """The non-blank lines of a summed JSONL file, as iter_lines gives them, checked against its sum."""
+    """The non-blank lines of a summed JSONL file, as bytes, checked against its sum."""
     return [line for line in io.BytesIO(read_checked(path)) if line.strip()]
 
 
@@ -231,14 +217,6 @@ def parse_lines(lines: Iterable[bytes], path: str | os.PathLike) -> Iterator:
             yield orjson.loads(line)
         except orjson.JSONDecodeError as error:
             raise ValueError(f"{path}:{number}: {error}") from error
-
-
-def iter_lines(path: str | os.PathLike) -> Iterator[bytes]:
-    """The non-blank lines of a JSONL file as bytes, for a step that passes records through unparsed."""
-    with open(path, "rb") as handle:
-        for line in handle:
-            if line.strip():
-                yield line
 
 
 def read_jsonl(path: str | os.PathLike) -> list:

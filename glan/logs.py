@@ -37,8 +37,8 @@ def close_logger(logger: logging.Logger) -> None:
 
 
 def setup_logging(path: str | None) -> None:
-    """The `glan` logger of a whole-dataset rule's script, to its log file; its last line is the
-    script's peak RSS, since these rules read the whole dataset (bench/scale.py reports it)."""
+    """The `glan` logger of a rule's script, to its log file; its last line is the script's peak RSS
+    (bench/scale.py reports it). The whole-dataset steps log through glan.dataset.steps.run instead."""
     logger = logging.getLogger("glan")
     logger.handlers[:] = [log_handler(path)]
     logger.setLevel(logging.INFO)

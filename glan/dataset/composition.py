@@ -20,16 +20,8 @@ import pyarrow.parquet as pq
 
 from glan.io import iter_jsonl
 
-PREFIX = b'{"id":"'
 LSH = b"glan.lsh"  # the facts' metadata: the LSH bands and rows for the dedup threshold they were made for
 RECORDS = b"glan.records"  # and the sha256 of the records file they were made from
-
-
-def record_id(line: bytes) -> str:
-    """A record line's id without parsing the line: dump_line sorts keys, and "id" comes first."""
-    if line.startswith(PREFIX):
-        return line[len(PREFIX) : line.index(b'"', len(PREFIX))].decode()
-    return orjson.loads(line)["id"]
 
 
 class Columns(dict):
@@ -111,26 +103,20 @@ class Composition:
         facts: Iterable[str | Path],
         records: Iterable[str | Path],
         removed: Iterable[str] = (),
-        only: Iterable[str] | None = None,
     ):
-        """`records` are the disciplines' records files, in the order of their `facts`; `only`, if given,
-        names the records the input holds (of those not removed)."""
+        """`records` are the disciplines' records files, in the order of their `facts`."""
         self.facts = [str(p) for p in facts]
         self.records = [str(p) for p in records]
         if len(self.records) != len(self.facts):
             raise ValueError(f"{len(self.facts)} facts files for {len(self.records)} records files")
         self.removed = pa.array(sorted(set(removed)), pa.string())
-        self.only = None if only is None else pa.array(sorted(set(only)), pa.string())
 
     def parts(self, numbers: Iterable[int] | None = None) -> Iterator[Part]:
         """Each discipline's part of the input (or those of the disciplines `numbers` gives, in that order);
         its records file is open until the next part is asked for."""
         for number in range(len(self.facts)) if numbers is None else numbers:
             node = NodeFacts(number, self.facts[number])
-            ids = node.column("id")
-            kept = pc.invert(pc.is_in(ids, value_set=self.removed))
-            if self.only is not None:
-                kept = pc.and_(kept, pc.is_in(ids, value_set=self.only))
+            kept = pc.invert(pc.is_in(node.column("id"), value_set=self.removed))
             rows = np.flatnonzero(kept.to_numpy(zero_copy_only=False))
             every = np.asarray(node.column("line_bytes").to_numpy(), dtype=np.int64)
             starts = np.concatenate(([0], np.cumsum(every)[:-1])).astype(np.int64)
