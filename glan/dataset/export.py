@@ -51,9 +51,8 @@ def held_out(part: Part, settings: dict) -> np.ndarray:
     return test
 
 
-def record_schema(source: Composition) -> pa.Schema:
+def record_schema(schemas: list[pa.Schema]) -> pa.Schema:
     """The disciplines' record schemas unified, as if inferred from every record at once."""
-    schemas = [node.record_schema() for node in source.nodes() if len(node)]
     return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([("id", pa.string())])
 
 
@@ -239,10 +238,14 @@ def judge_card(judge: dict, accounting: dict) -> str:
     )
 
 
-def pieces(source: Composition, settings: dict, tally: CardCounts) -> dict[str, list[Piece]]:
-    """Each split's records, a piece per discipline in taxonomy order, counted into `tally` for the card."""
+def pieces(source: Composition, settings: dict, tally: CardCounts) -> tuple[dict[str, list[Piece]], pa.Schema]:
+    """Each split's records, a piece per discipline in taxonomy order, counted into `tally` for the card;
+    and the Parquet schema of the records."""
     split: dict[str, list[Piece]] = {name: [] for name in SPLITS}
+    schemas = []
     for part in source.parts():
+        if len(part.node):
+            schemas.append(part.node.record_schema())
         test = held_out(part, settings)
         node = part.node.value("node", 0) if len(part.node) else str(part.node.number)
         for name, picked in (("train", ~test), ("test", test)):
@@ -257,7 +260,7 @@ def pieces(source: Composition, settings: dict, tally: CardCounts) -> dict[str, 
                 part.lengths[positions],
             )
             split[name].append(piece)
-    return split
+    return split, record_schema(schemas)
 
 
 def write_shard(source: Composition, schema: pa.Schema, shard: Shard, paths: dict[str, Path]) -> None:
@@ -282,8 +285,7 @@ def write_exports(source: Composition, facts: dict, settings: dict, root: str | 
     """The split's shards in `root` (the export folder), written where their records changed, the dataset
     card at `card_path` (hf/README.md), and the manifest of the shards (returned; shards.json)."""
     tally = CardCounts()
-    schema = record_schema(source)
-    split = pieces(source, settings, tally)
+    split, schema = pieces(source, settings, tally)
     most = settings["max_shard_bytes"]
     shards = [
         shard
