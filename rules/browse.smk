@@ -4,7 +4,6 @@
 # disciplines, so these come from the whole dataset's cleaning).
 from glan.dataset.browse.screenshot import NoBrowser, find_browser
 
-BROWSE_RECORDS = STAGES["judge" if JUDGE else "answers"].output
 try:  # the browser that pictures the page for the report, where report.screenshot asks for one
     SCREENSHOT_BROWSER = find_browser(config["report"]["screenshot"])
 except NoBrowser as error:
@@ -15,7 +14,7 @@ rule browse_node:
     input:
         node=node_file("node.json"),
         syllabus=node_file(STAGES["syllabus"].output),
-        records=node_file(BROWSE_RECORDS),
+        records=node_file(RECORDS),
     output:
         directory("results/browse/data/nodes/{node}"),
     log:

@@ -14,9 +14,8 @@ from glan.runtime.run import planned_requests
 from glan.stages import STAGES, enabled
 
 JUDGE = enabled(config, "judge")
-RECORDS = STAGES[
-    "judge" if JUDGE else "answers"
-].output  # a discipline's finished records
+# a discipline's finished records: the judge's with the judge on, else the answers'
+RECORDS = STAGES["judge" if JUDGE else "answers"].output
 
 
 # The whole-dataset steps after the facts are `run:` blocks (glan/dataset/steps.py). With profiles/default's
@@ -54,9 +53,8 @@ except policy.Refused as error:
 if "llm_slots" not in workflow.global_resources:
     workflow.register_resource("llm_slots", config["llm"]["concurrency"])
 SERVED = policy.served_run(config, CLUSTER)
-NODE_RECORDS = expand(
-    node_file(RECORDS), node=NODES
-)  # every discipline's, in taxonomy order
+# every discipline's records file, in taxonomy order
+NODE_RECORDS = expand(node_file(RECORDS), node=NODES)
 
 
 onstart:
